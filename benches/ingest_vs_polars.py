@@ -1,0 +1,108 @@
+#!/usr/bin/env python3
+"""Side by side: density ingest with stroom and with polars + polars-h3.
+
+Both read the same simulated provider files (lat/lon form), convert points to
+H3 cells at the same resolution, sum counts per (cell, hour), drop sums below
+k, and write zstd Parquet partitioned by day and sorted by (cell, ts). Each
+runs in its own process; the script reports wall time, rows/s and peak
+resident memory of each, and checks that both wrote the same rows and totals.
+
+Usage: python3 benches/ingest_vs_polars.py [--rows 10000000] [--work DIR]
+Needs: the stroom release binary (cargo build --release -p stroom), and
+`pip install polars polars-h3 pyarrow`.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+RESOLUTION = 7
+K = 15
+
+POLARS_JOB = r"""
+import sys, glob, polars as pl, polars_h3 as plh3
+src, out, res, k = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+files = sorted(glob.glob(src + "/*.parquet"))
+frame = (
+    pl.scan_parquet(files)
+    .with_columns(cell=plh3.latlng_to_cell("lat", "lon", res), ts=pl.col("ts").dt.truncate("1h"))
+    .group_by(["cell", "ts"]).agg(pl.col("count").cast(pl.Int64).sum())
+    .filter(pl.col("count") >= k)
+    .with_columns(day=pl.col("ts").dt.date(), cell=pl.col("cell").cast(pl.Int64), count=pl.col("count").cast(pl.Int32))
+    .sort(["day", "cell", "ts"])
+    .collect()
+)
+frame.write_parquet(out, compression="zstd", partition_by="day")
+print(frame.height, int(frame["count"].sum()))
+"""
+
+
+def stroom_binary():
+    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(os.path.dirname(__file__), "..", "target"))
+    path = os.path.join(target, "release", "stroom")
+    if not os.path.exists(path):
+        sys.exit(f"{path} is missing: cargo build --release -p stroom")
+    return path
+
+
+def measured(command):
+    """Runs a command; returns (seconds, peak RSS in MiB, stdout)."""
+    started = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - started
+    stdout, stderr = process.stdout.read(), process.stderr.read()
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        sys.exit(f"{command[0]} failed:\n{stdout}\n{stderr}")
+    return seconds, usage.ru_maxrss / 1024, stdout
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=10_000_000, help="provider rows to generate, at least")
+    parser.add_argument("--work", default=None, help="working folder (default: a temporary one)")
+    args = parser.parse_args()
+    work = args.work or tempfile.mkdtemp(prefix="stroom-ingest-bench-")
+    stroom = stroom_binary()
+
+    sim = os.path.join(work, "sim")
+    if not os.path.exists(os.path.join(sim, "manifest.json")):
+        # About 60,000 rows per simulated day with two rings of buffer at scale 1.
+        days = max(1, args.rows // 55_000)
+        subprocess.run([stroom, "simulate", "--out", sim, "--form", "latlon", "--days", str(days), "--no-closure"], check=True)
+    manifest = json.load(open(os.path.join(sim, "manifest.json")))
+    rows = manifest["report"]["density_rows"]
+    source = os.path.join(sim, "density")
+
+    store = os.path.join(work, "store")
+    shutil.rmtree(store, ignore_errors=True)
+    s_time, s_mem, s_out = measured([stroom, "ingest", "density", source, "--store", store, "--resolution", str(RESOLUTION), "--k", str(K)])
+    written = next(line for line in s_out.splitlines() if "rows written" in line)
+
+    polars_out = os.path.join(work, "polars")
+    shutil.rmtree(polars_out, ignore_errors=True)
+    p_time, p_mem, p_out = measured([sys.executable, "-c", POLARS_JOB, source, polars_out, str(RESOLUTION), str(K)])
+    p_rows, p_total = map(int, p_out.split())
+
+    from deltalake import DeltaTable
+    table = DeltaTable(os.path.join(store, "density")).to_pyarrow_table()
+    s_rows, s_total = table.num_rows, sum(table.column("count").to_pylist())
+    if (s_rows, s_total) != (p_rows, p_total):
+        sys.exit(f"outputs differ: stroom {s_rows} rows / {s_total} devices, polars {p_rows} / {p_total}")
+
+    print(f"input: {rows:,} provider rows (lat/lon form) in {manifest['report']['density_files']} files; output {s_rows:,} rows, {s_total:,} devices, identical")
+    print(f"stroom ingest        : {s_time:6.2f} s  {rows / s_time:>12,.0f} rows/s  peak RSS {s_mem:7.0f} MiB   ({written.strip()})")
+    print(f"polars + polars-h3   : {p_time:6.2f} s  {rows / p_time:>12,.0f} rows/s  peak RSS {p_mem:7.0f} MiB")
+    print(f"ratio stroom/polars  : {p_time / s_time:.2f}x throughput, {s_mem / p_mem:.2f}x memory")
+
+
+if __name__ == "__main__":
+    main()
+    sys.stdout.flush()
+    os._exit(0)  # deltalake's runtime threads can abort a normal interpreter exit

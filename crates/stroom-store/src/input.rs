@@ -1,0 +1,529 @@
+//! Reading provider files (CSV or Parquet) row by row, with every value
+//! checked and every error located by file, row and column.
+
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type, TimeUnit, UInt64Type};
+use datafusion::arrow::util::display::array_value_to_string;
+use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use sha2::{Digest, Sha256};
+use stroom_core::{Cell, Resolution, hour_floor_micros, parse_timestamp_micros};
+
+use crate::{Location, StoreError};
+
+/// The two column layouts a density file may have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    /// `ts,lat,lon,count` (`lng` is accepted for `lon`).
+    LatLon { ts: usize, lat: usize, lon: usize, count: usize },
+    /// `ts,cell,count`, the cell as a hex string or an integer.
+    Cell { ts: usize, cell: usize, count: usize },
+}
+
+const EXPECTED_DENSITY: &str = "either ts,lat,lon,count or ts,cell,count";
+
+impl Layout {
+    fn detect(path: &Path, names: &[String]) -> Result<Self, StoreError> {
+        let normalised: Vec<String> = names.iter().map(|n| n.trim().to_ascii_lowercase()).collect();
+        let find = |wanted: &[&str]| normalised.iter().position(|n| wanted.contains(&n.as_str()));
+        let columns_error = |problem: String| StoreError::Columns {
+            path: path.to_owned(),
+            problem,
+            found: names.join(","),
+            expected: EXPECTED_DENSITY.into(),
+        };
+        for (i, name) in normalised.iter().enumerate() {
+            if normalised[..i].contains(name) {
+                return Err(columns_error(format!("column '{name}' appears twice")));
+            }
+        }
+        let wanted: &[&str] =
+            if find(&["cell"]).is_some() { &["ts", "cell", "count"] } else { &["ts", "lat", "lon", "count"] };
+        let known = |n: &str| wanted.contains(&n) || (n == "lng" && wanted.contains(&"lon"));
+        if let Some(extra) = normalised.iter().find(|n| !known(n)) {
+            return Err(columns_error(format!("unexpected column '{extra}'")));
+        }
+        let require = |name: &str, aliases: &[&str]| {
+            find(aliases).ok_or_else(|| columns_error(format!("missing column '{name}'")))
+        };
+        let ts = require("ts", &["ts"])?;
+        let count = require("count", &["count"])?;
+        if wanted.contains(&"cell") {
+            Ok(Self::Cell { ts, cell: require("cell", &["cell"])?, count })
+        } else {
+            Ok(Self::LatLon { ts, lat: require("lat", &["lat"])?, lon: require("lon", &["lon", "lng"])?, count })
+        }
+    }
+
+    fn names(self) -> Vec<(&'static str, usize)> {
+        match self {
+            Self::LatLon { ts, lat, lon, count } => vec![("ts", ts), ("lat", lat), ("lon", lon), ("count", count)],
+            Self::Cell { ts, cell, count } => vec![("ts", ts), ("cell", cell), ("count", count)],
+        }
+    }
+}
+
+/// The files to read: each path itself, or the `.csv` and `.parquet` files
+/// under a folder (recursively, hidden entries skipped), in name order.
+pub(crate) fn list_input_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, StoreError> {
+    let mut files = Vec::new();
+    for path in paths {
+        let metadata = std::fs::metadata(path).map_err(|source| StoreError::Io { path: path.clone(), source })?;
+        if metadata.is_dir() {
+            let before = files.len();
+            collect_folder(path, &mut files)?;
+            if files.len() == before {
+                return Err(StoreError::NoInputFiles { path: path.clone() });
+            }
+        } else {
+            files.push(path.clone());
+        }
+    }
+    Ok(files)
+}
+
+fn collect_folder(folder: &Path, files: &mut Vec<PathBuf>) -> Result<(), StoreError> {
+    let io = |source| StoreError::Io { path: folder.to_owned(), source };
+    let mut entries: Vec<_> = std::fs::read_dir(folder).map_err(io)?.collect::<Result<_, _>>().map_err(io)?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let path = entry.path();
+        if entry.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
+        if path.is_dir() {
+            collect_folder(&path, files)?;
+        } else if matches!(extension(&path).as_deref(), Some("csv" | "parquet")) {
+            files.push(path);
+        }
+    }
+    Ok(())
+}
+
+fn extension(path: &Path) -> Option<String> {
+    path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase())
+}
+
+/// The SHA-256 of a file's bytes, as lowercase hex.
+pub(crate) fn file_sha256(path: &Path) -> Result<String, StoreError> {
+    let io = |source| StoreError::Io { path: path.to_owned(), source };
+    let mut file = File::open(path).map_err(io)?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buffer).map_err(io)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buffer[..n]);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// One validated density observation: a cell at the storage resolution, the
+/// start of its UTC hour, and a device count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Observation {
+    pub(crate) cell: u64,
+    pub(crate) hour: i64,
+    pub(crate) count: u64,
+}
+
+/// Reads one density file, passing each validated row to `sink`. Returns the
+/// number of data rows. `progress` receives input bytes as they are consumed.
+pub(crate) fn read_density_file(
+    path: &Path,
+    resolution: Resolution,
+    sink: &mut dyn FnMut(Observation),
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<u64, StoreError> {
+    let size = std::fs::metadata(path).map_err(|source| StoreError::Io { path: path.to_owned(), source })?.len();
+    if size == 0 {
+        return Err(StoreError::EmptyFile { path: path.to_owned() });
+    }
+    let rows = match extension(path).as_deref() {
+        Some("csv") => read_csv(path, resolution, sink, progress)?,
+        Some("parquet") => read_parquet(path, resolution, sink, progress)?,
+        _ => return Err(StoreError::UnsupportedFile { path: path.to_owned() }),
+    };
+    if rows == 0 {
+        return Err(StoreError::NoRows { path: path.to_owned() });
+    }
+    Ok(rows)
+}
+
+/// Turns one row's raw values into an observation.
+struct RowChecker<'a> {
+    path: &'a Path,
+    resolution: Resolution,
+    last_ts: Vec<u8>,
+    last_micros: i64,
+}
+
+impl<'a> RowChecker<'a> {
+    fn new(path: &'a Path, resolution: Resolution) -> Self {
+        Self { path, resolution, last_ts: Vec::new(), last_micros: 0 }
+    }
+
+    fn field_error(&self, location: Location, column: &str, value: &str, problem: impl Into<String>) -> StoreError {
+        StoreError::Field {
+            path: self.path.to_owned(),
+            location,
+            column: column.to_owned(),
+            value: value.to_owned(),
+            problem: problem.into(),
+        }
+    }
+
+    fn ts_text(&mut self, location: Location, text: &[u8]) -> Result<i64, StoreError> {
+        // Provider files repeat the same timestamp for every cell of an hour.
+        if text == self.last_ts.as_slice() && !text.is_empty() {
+            return Ok(self.last_micros);
+        }
+        let value = String::from_utf8_lossy(text);
+        if value.trim().is_empty() {
+            return Err(self.field_error(location, "ts", &value, "missing value"));
+        }
+        let micros =
+            parse_timestamp_micros(&value).map_err(|e| self.field_error(location, "ts", &value, e.to_string()))?;
+        self.last_ts.clear();
+        self.last_ts.extend_from_slice(text);
+        self.last_micros = micros;
+        Ok(micros)
+    }
+
+    fn cell_from_lat_lng(&self, location: Location, lat: f64, lng: f64) -> Result<u64, StoreError> {
+        for (column, value, limit) in [("lat", lat, 90.0), ("lon", lng, 180.0)] {
+            if !value.is_finite() || value.abs() > limit {
+                return Err(self.field_error(
+                    location,
+                    column,
+                    &value.to_string(),
+                    format!("not a finite coordinate within ±{limit} degrees"),
+                ));
+            }
+        }
+        Cell::from_lat_lng(lat, lng, self.resolution)
+            .map(Cell::to_u64)
+            .map_err(|e| self.field_error(location, "lat", &format!("{lat}, {lng}"), e.to_string()))
+    }
+
+    fn cell(&self, location: Location, cell: Result<Cell, String>, shown: &str) -> Result<u64, StoreError> {
+        let cell = cell.map_err(|problem| self.field_error(location, "cell", shown, problem))?;
+        let own = cell.resolution();
+        if own < self.resolution {
+            return Err(self.field_error(
+                location,
+                "cell",
+                shown,
+                format!("resolution {own} is coarser than the storage resolution {}", self.resolution),
+            ));
+        }
+        Ok(cell.parent(self.resolution).expect("a finer cell has a parent").to_u64())
+    }
+
+    fn coordinate_text(&self, location: Location, column: &str, text: &[u8]) -> Result<f64, StoreError> {
+        let value = String::from_utf8_lossy(text);
+        if value.trim().is_empty() {
+            return Err(self.field_error(location, column, &value, "missing value"));
+        }
+        value.trim().parse::<f64>().map_err(|_| self.field_error(location, column, &value, "not a number"))
+    }
+
+    fn count_text(&self, location: Location, text: &[u8]) -> Result<u64, StoreError> {
+        let value = String::from_utf8_lossy(text);
+        let trimmed = value.trim();
+        if trimmed.is_empty() {
+            return Err(self.field_error(location, "count", &value, "missing value"));
+        }
+        if let Ok(n) = trimmed.parse::<u64>() {
+            return Ok(n);
+        }
+        match trimmed.parse::<f64>() {
+            Ok(f) => self.count_float(location, f, &value),
+            Err(_) => Err(self.field_error(location, "count", &value, "not a number")),
+        }
+    }
+
+    fn count_float(&self, location: Location, value: f64, shown: &str) -> Result<u64, StoreError> {
+        if !value.is_finite() {
+            Err(self.field_error(location, "count", shown, "not a finite number"))
+        } else if value < 0.0 {
+            Err(self.field_error(location, "count", shown, "negative count"))
+        } else if value.fract() != 0.0 {
+            Err(self.field_error(location, "count", shown, "not a whole number of devices"))
+        } else if value > u32::MAX as f64 {
+            Err(self.field_error(location, "count", shown, "larger than any plausible count"))
+        } else {
+            Ok(value as u64)
+        }
+    }
+
+    fn count_integer(&self, location: Location, value: i64) -> Result<u64, StoreError> {
+        u64::try_from(value).map_err(|_| self.field_error(location, "count", &value.to_string(), "negative count"))
+    }
+}
+
+fn read_csv(
+    path: &Path,
+    resolution: Resolution,
+    sink: &mut dyn FnMut(Observation),
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<u64, StoreError> {
+    let file = File::open(path).map_err(|source| StoreError::Io { path: path.to_owned(), source })?;
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(false)
+        .from_reader(BufReader::with_capacity(1 << 20, file));
+    let csv_error = |error: csv::Error| {
+        let line = error.position().map(|p| p.line()).unwrap_or(1);
+        let problem = match error.kind() {
+            csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
+                format!("the row has {len} fields, the header has {expected_len}")
+            }
+            csv::ErrorKind::Utf8 { .. } => "the text is not valid UTF-8 (is this a CSV file?)".into(),
+            _ => error.to_string(),
+        };
+        StoreError::Csv { path: path.to_owned(), location: Location::Line(line), problem }
+    };
+    let header: Vec<String> = reader.headers().map_err(csv_error)?.iter().map(str::to_owned).collect();
+    let layout = Layout::detect(path, &header)?;
+    let mut checker = RowChecker::new(path, resolution);
+    let mut record = csv::ByteRecord::new();
+    let mut rows = 0u64;
+    let mut reported = 0u64;
+    while reader.read_byte_record(&mut record).map_err(csv_error)? {
+        let location = Location::Line(record.position().map(|p| p.line()).unwrap_or(rows + 2));
+        let observation = match layout {
+            Layout::LatLon { ts, lat, lon, count } => {
+                let micros = checker.ts_text(location, &record[ts])?;
+                let lat = checker.coordinate_text(location, "lat", &record[lat])?;
+                let lng = checker.coordinate_text(location, "lon", &record[lon])?;
+                let cell = checker.cell_from_lat_lng(location, lat, lng)?;
+                Observation {
+                    cell,
+                    hour: hour_floor_micros(micros),
+                    count: checker.count_text(location, &record[count])?,
+                }
+            }
+            Layout::Cell { ts, cell, count } => {
+                let micros = checker.ts_text(location, &record[ts])?;
+                let text = String::from_utf8_lossy(&record[cell]);
+                let parsed = if text.trim().is_empty() {
+                    Err("missing value".to_owned())
+                } else {
+                    Cell::parse(&text).map_err(|e| e.to_string())
+                };
+                let cell = checker.cell(location, parsed, &text)?;
+                Observation {
+                    cell,
+                    hour: hour_floor_micros(micros),
+                    count: checker.count_text(location, &record[count])?,
+                }
+            }
+        };
+        sink(observation);
+        rows += 1;
+        if rows % 65_536 == 0 {
+            let position = record.position().map(|p| p.byte()).unwrap_or(0);
+            progress(position - reported);
+            reported = position;
+        }
+    }
+    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(reported);
+    progress(size.saturating_sub(reported));
+    Ok(rows)
+}
+
+fn read_parquet(
+    path: &Path,
+    resolution: Resolution,
+    sink: &mut dyn FnMut(Observation),
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<u64, StoreError> {
+    let file = File::open(path).map_err(|source| StoreError::Io { path: path.to_owned(), source })?;
+    let parquet_error = |problem: String| StoreError::Parquet { path: path.to_owned(), problem };
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| parquet_error(e.to_string()))?;
+    let total_rows = builder.metadata().file_metadata().num_rows().max(1) as u64;
+    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let names: Vec<String> = builder.schema().fields().iter().map(|f| f.name().clone()).collect();
+    let layout = Layout::detect(path, &names)?;
+    for (name, index) in layout.names() {
+        let data_type = builder.schema().field(index).data_type().clone();
+        check_parquet_type(path, name, &data_type)?;
+    }
+    let reader = builder.with_batch_size(65_536).build().map_err(|e| parquet_error(e.to_string()))?;
+    let mut checker = RowChecker::new(path, resolution);
+    let mut rows = 0u64;
+    let mut reported = 0u64;
+    for batch in reader {
+        let batch = batch.map_err(|e| parquet_error(e.to_string()))?;
+        read_parquet_batch(&mut checker, layout, &batch, rows, sink)?;
+        rows += batch.num_rows() as u64;
+        let done = size * rows.min(total_rows) / total_rows;
+        progress(done - reported);
+        reported = done;
+    }
+    progress(size.saturating_sub(reported));
+    Ok(rows)
+}
+
+fn check_parquet_type(path: &Path, column: &str, data_type: &DataType) -> Result<(), StoreError> {
+    let (ok, expected) = match column {
+        "ts" => (
+            matches!(data_type, DataType::Timestamp(_, _) | DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View),
+            "a timestamp or a text timestamp",
+        ),
+        "lat" | "lon" => (data_type.is_floating() || data_type.is_integer(), "a number"),
+        "cell" => (
+            matches!(
+                data_type,
+                DataType::UInt64 | DataType::Int64 | DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+            ),
+            "a 64-bit integer H3 index or a hex string",
+        ),
+        _ => (data_type.is_integer() || data_type.is_floating(), "an integer count"),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::ColumnType {
+            path: path.to_owned(),
+            column: column.to_owned(),
+            found: data_type.to_string(),
+            expected: expected.into(),
+        })
+    }
+}
+
+fn to_type(array: &ArrayRef, data_type: &DataType) -> Result<ArrayRef, StoreError> {
+    Ok(cast(array, data_type)?)
+}
+
+fn read_parquet_batch(
+    checker: &mut RowChecker<'_>,
+    layout: Layout,
+    batch: &RecordBatch,
+    first_row: u64,
+    sink: &mut dyn FnMut(Observation),
+) -> Result<(), StoreError> {
+    let column = |index: usize| batch.column(index).clone();
+    let (ts_index, count_index) = match layout {
+        Layout::LatLon { ts, count, .. } | Layout::Cell { ts, count, .. } => (ts, count),
+    };
+    let ts = column(ts_index);
+    let ts_micros = match ts.data_type() {
+        DataType::Timestamp(_, _) => Some(to_type(&ts, &DataType::Timestamp(TimeUnit::Microsecond, None))?),
+        _ => None,
+    };
+    let ts_micros =
+        ts_micros.as_ref().map(|a| a.as_primitive::<datafusion::arrow::datatypes::TimestampMicrosecondType>());
+    let ts_text = match ts.data_type() {
+        DataType::Timestamp(_, _) => None,
+        _ => Some(to_type(&ts, &DataType::Utf8)?),
+    };
+    let ts_text = ts_text.as_ref().map(|a| a.as_string::<i32>());
+    let count = column(count_index);
+    let count_float = count.data_type().is_floating();
+    let count_values = to_type(&count, if count_float { &DataType::Float64 } else { &DataType::Int64 })?;
+
+    enum Where<'b> {
+        LatLon(&'b datafusion::arrow::array::Float64Array, &'b datafusion::arrow::array::Float64Array),
+        Integer(&'b datafusion::arrow::array::Int64Array, bool),
+        Text(&'b datafusion::arrow::array::StringArray),
+    }
+    let owned: Vec<ArrayRef>;
+    let place = match layout {
+        Layout::LatLon { lat, lon, .. } => {
+            owned = vec![to_type(&column(lat), &DataType::Float64)?, to_type(&column(lon), &DataType::Float64)?];
+            Where::LatLon(owned[0].as_primitive::<Float64Type>(), owned[1].as_primitive::<Float64Type>())
+        }
+        Layout::Cell { cell, .. } => {
+            let raw = column(cell);
+            match raw.data_type() {
+                DataType::UInt64 => {
+                    // Valid H3 indexes have bit 63 clear, so they fit in i64; a
+                    // value that does not is reported as invalid below.
+                    owned = vec![Arc::new(datafusion::arrow::array::Int64Array::from_iter(
+                        raw.as_primitive::<UInt64Type>().iter().map(|v| v.map(|u| i64::try_from(u).unwrap_or(-1))),
+                    )) as ArrayRef];
+                    Where::Integer(owned[0].as_primitive::<Int64Type>(), true)
+                }
+                DataType::Int64 => {
+                    owned = vec![raw];
+                    Where::Integer(owned[0].as_primitive::<Int64Type>(), false)
+                }
+                _ => {
+                    owned = vec![to_type(&raw, &DataType::Utf8)?];
+                    Where::Text(owned[0].as_string::<i32>())
+                }
+            }
+        }
+    };
+
+    for i in 0..batch.num_rows() {
+        let location = Location::Row(first_row + i as u64 + 1);
+        let micros = match (ts_micros, ts_text) {
+            (Some(values), _) if values.is_valid(i) => values.value(i),
+            (Some(_), _) => return Err(checker.field_error(location, "ts", "", "missing value")),
+            (None, Some(text)) if text.is_valid(i) => checker.ts_text(location, text.value(i).as_bytes())?,
+            _ => return Err(checker.field_error(location, "ts", "", "missing value")),
+        };
+        let cell = match &place {
+            Where::LatLon(lat, lon) => {
+                if lat.is_null(i) {
+                    return Err(checker.field_error(location, "lat", "", "missing value"));
+                }
+                if lon.is_null(i) {
+                    return Err(checker.field_error(location, "lon", "", "missing value"));
+                }
+                checker.cell_from_lat_lng(location, lat.value(i), lon.value(i))?
+            }
+            Where::Integer(values, unsigned) => {
+                if values.is_null(i) {
+                    return Err(checker.field_error(location, "cell", "", "missing value"));
+                }
+                let value = values.value(i);
+                let shown = if *unsigned && value < 0 {
+                    array_value_to_string(
+                        batch.column(match layout {
+                            Layout::Cell { cell, .. } => cell,
+                            Layout::LatLon { .. } => unreachable!("integer cells only in the cell layout"),
+                        }),
+                        i,
+                    )?
+                } else {
+                    value.to_string()
+                };
+                let parsed = u64::try_from(value)
+                    .map_err(|_| "not a valid H3 cell index".to_owned())
+                    .and_then(|v| Cell::from_u64(v).map_err(|e| e.to_string()));
+                checker.cell(location, parsed, &shown)?
+            }
+            Where::Text(values) => {
+                if values.is_null(i) {
+                    return Err(checker.field_error(location, "cell", "", "missing value"));
+                }
+                let text = values.value(i);
+                checker.cell(location, Cell::parse(text).map_err(|e| e.to_string()), text)?
+            }
+        };
+        if count_values.is_null(i) {
+            return Err(checker.field_error(location, "count", "", "missing value"));
+        }
+        let count = if count_float {
+            let value = count_values.as_primitive::<Float64Type>().value(i);
+            checker.count_float(location, value, &value.to_string())?
+        } else {
+            checker.count_integer(location, count_values.as_primitive::<Int64Type>().value(i))?
+        };
+        sink(Observation { cell, hour: hour_floor_micros(micros), count });
+    }
+    Ok(())
+}
+
+use std::sync::Arc;

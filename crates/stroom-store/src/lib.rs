@@ -1,0 +1,27 @@
+//! stroom's storage layer: one Delta Lake table per name under a store URL,
+//! their schemas, and validated ingest that commits once or not at all.
+//!
+//! A store is an `object_store` location (a local folder by default) holding
+//! `<store>/density`, `<store>/arrivals` and, later, `<store>/forecasts` and
+//! `<store>/backtests`. Every ingest reads and checks all of its input before
+//! it writes anything, and lands as exactly one Delta commit whose metadata
+//! records the content hash of each source file, so that a file ingested
+//! twice is recognised and not counted twice.
+
+mod arrivals;
+mod density;
+mod error;
+mod input;
+mod schema;
+mod store;
+mod summary;
+
+pub use arrivals::{ArrivalsIngest, ArrivalsReport, EmptyCounts};
+pub use density::{DensityIngest, DensityReport, SourceFile};
+pub use error::{Location, StoreError};
+pub use schema::{DEFAULT_K, MIN_K, TableName, arrivals_schema, density_schema};
+pub use store::Store;
+pub use summary::{TableSummary, VersionSummary};
+
+/// Progress of a long ingest, reported as input bytes processed.
+pub type Progress<'a> = &'a (dyn Fn(u64) + Sync);

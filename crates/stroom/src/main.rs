@@ -1,0 +1,279 @@
+//! The `stroom` binary: one command line for every stage of the pipeline.
+
+mod demo;
+mod routes;
+mod simulate;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use stroom_core::{DEFAULT_BUFFER_RINGS, DEFAULT_ROUTE_RESOLUTION, Resolution};
+use stroom_store::{ArrivalsIngest, DEFAULT_K, DensityIngest, EmptyCounts, Store, TableSummary};
+
+/// stroom: migration-flow forecasting from aggregated smartphone density on the H3 grid.
+#[derive(Debug, Parser)]
+#[command(name = "stroom", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// List the routes with their segments, stations and cell counts.
+    Routes(routes::RoutesArgs),
+    /// Validate files and load them into the store, as one commit or none.
+    Ingest {
+        #[command(subcommand)]
+        what: IngestCommand,
+    },
+    /// Show each table of a store: version history, row counts, date range.
+    Tables {
+        /// Store location: a local folder or a URL.
+        #[arg(long)]
+        store: String,
+    },
+    /// Write synthetic provider files (density, arrivals) with their ground truth.
+    Simulate(simulate::SimulateArgs),
+    /// Run the embedded demo: simulate two years on every route, load them and
+    /// the real UK arrivals into a local store, and show what it holds.
+    Demo(demo::DemoArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum IngestCommand {
+    /// Hourly device counts: CSV or Parquet files (or folders of them) with
+    /// columns ts,lat,lon,count or ts,cell,count.
+    Density {
+        /// Files or folders to ingest.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Store location: a local folder or a URL.
+        #[arg(long)]
+        store: String,
+        /// H3 resolution at which cells are stored.
+        #[arg(long, default_value_t = DEFAULT_ROUTE_RESOLUTION)]
+        resolution: u8,
+        /// k-anonymity threshold: counts below k per cell and hour are suppressed (at least 15).
+        #[arg(long, default_value_t = DEFAULT_K)]
+        k: u32,
+    },
+    /// Official daily arrivals per station: a CSV with date,station,count, or
+    /// date,count with --station, or other layouts with the column options.
+    Arrivals {
+        file: PathBuf,
+        /// Store location: a local folder or a URL.
+        #[arg(long)]
+        store: String,
+        /// Station of every row, for files without a station column.
+        #[arg(long)]
+        station: Option<String>,
+        /// Name of the date column (YYYY-MM-DD).
+        #[arg(long)]
+        date_column: Option<String>,
+        /// Name of the count column.
+        #[arg(long)]
+        count_column: Option<String>,
+        /// Name of the station column.
+        #[arg(long)]
+        station_column: Option<String>,
+        /// What an empty count means: an error, or zero up to the station's
+        /// last figure (later empty rows are unknown and not loaded).
+        #[arg(long, value_enum, default_value_t = EmptyArg::Error)]
+        empty: EmptyArg,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum EmptyArg {
+    Error,
+    Zero,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("STROOM_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a Tokio runtime starts");
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Routes(args) => routes::run(&args),
+        Command::Ingest { what } => match what {
+            IngestCommand::Density { paths, store, resolution, k } => {
+                ingest_density(&open_store(&store)?, &paths, resolution, k).await.map(|_| ())
+            }
+            IngestCommand::Arrivals { file, store, station, date_column, count_column, station_column, empty } => {
+                let ingest = ArrivalsIngest {
+                    station,
+                    date_column,
+                    station_column,
+                    count_column,
+                    empty: match empty {
+                        EmptyArg::Error => EmptyCounts::Error,
+                        EmptyArg::Zero => EmptyCounts::Zero,
+                    },
+                };
+                ingest_arrivals(&open_store(&store)?, &file, &ingest).await
+            }
+        },
+        Command::Tables { store } => {
+            let store = open_store(&store)?;
+            print_tables(&store.summaries().await?);
+            Ok(())
+        }
+        Command::Simulate(args) => simulate::run(&args).map(|_| ()),
+        Command::Demo(args) => demo::run(&args).await,
+    }
+}
+
+fn open_store(location: &str) -> Result<Store> {
+    Store::open(location).with_context(|| format!("opening store {location}"))
+}
+
+pub(crate) async fn ingest_density(
+    store: &Store,
+    paths: &[PathBuf],
+    resolution: u8,
+    k: u32,
+) -> Result<stroom_store::DensityReport> {
+    let resolution = Resolution::new(i64::from(resolution))?;
+    let ingest = DensityIngest::new(resolution, k)?;
+    let total: u64 = paths.iter().map(|p| walk_size(p)).sum();
+    let bar = ProgressBar::new(total).with_style(
+        ProgressStyle::with_template("{spinner} ingest {bytes}/{total_bytes} {wide_bar} {eta}")
+            .expect("a valid template"),
+    );
+    let bar_handle = bar.clone();
+    let report = ingest.run(store, paths, &move |bytes| bar_handle.inc(bytes)).await;
+    bar.finish_and_clear();
+    let report = report?;
+    for source in &report.sources {
+        let state = if source.already_ingested {
+            "skipped: already ingested".to_owned()
+        } else {
+            format!("{} rows", source.rows)
+        };
+        println!("  {}  {}  ({state})", source.path.display(), &source.sha256[..12]);
+    }
+    println!(
+        "density: {} rows read, {} cell-hours, {} cells, {} cell-hours suppressed below k={}, {} rows written over {} days",
+        report.rows_read, report.cell_hours, report.cells, report.suppressed, k, report.rows_written, report.days
+    );
+    println!("density: table version {}", version_change(report.version_before, report.version));
+    Ok(report)
+}
+
+pub(crate) async fn ingest_arrivals(store: &Store, file: &std::path::Path, ingest: &ArrivalsIngest) -> Result<()> {
+    let report = ingest.run(store, file).await?;
+    if report.already_ingested {
+        println!("arrivals: {} was ingested before (sha256 {}); nothing written", file.display(), &report.sha256[..12]);
+    } else {
+        println!(
+            "arrivals: {} rows read, {} loaded ({} empty read as zero, {} new, {} revised), {} trailing empty rows left out as unknown",
+            report.rows_read,
+            report.rows_loaded,
+            report.zero_filled,
+            report.new_rows,
+            report.revised_rows,
+            report.unknown_trailing
+        );
+        if let (Some(first), Some(last)) = (report.first_date, report.last_date) {
+            println!("arrivals: stations {} from {first} to {last}", report.stations.join(", "));
+        }
+    }
+    println!("arrivals: table version {}", version_change(report.version_before, report.version));
+    Ok(())
+}
+
+fn version_change(before: Option<u64>, after: Option<u64>) -> String {
+    match (before, after) {
+        (b, a) if b == a => format!("{} (unchanged)", a.map_or("none".into(), |v| v.to_string())),
+        (None, Some(a)) => format!("{a} (new table)"),
+        (Some(b), Some(a)) => format!("{b} -> {a}"),
+        _ => "none".into(),
+    }
+}
+
+fn walk_size(path: &std::path::Path) -> u64 {
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => std::fs::read_dir(path)
+            .map(|entries| entries.filter_map(Result::ok).map(|e| walk_size(&e.path())).sum())
+            .unwrap_or(0),
+        Ok(m) => m.len(),
+        Err(_) => 0,
+    }
+}
+
+pub(crate) fn print_tables(summaries: &[TableSummary]) {
+    if summaries.is_empty() {
+        println!("The store holds no tables yet.");
+    }
+    for summary in summaries {
+        let range = match (&summary.first, &summary.last) {
+            (Some(first), Some(last)) => format!(", {first} .. {last}"),
+            _ => String::new(),
+        };
+        let facts: Vec<String> = summary.facts.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        println!(
+            "{}: version {}, {} rows{range}{}",
+            summary.table.as_str(),
+            summary.version,
+            summary.rows,
+            if facts.is_empty() { String::new() } else { format!(", {}", facts.join(", ")) }
+        );
+        for version in &summary.versions {
+            let when = version
+                .timestamp_ms
+                .and_then(chrono::DateTime::from_timestamp_millis)
+                .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+                .unwrap_or_default();
+            let detail = version.stroom.as_ref().map(describe_commit).unwrap_or_default();
+            println!("  v{:<4} {when}  {:<14} {detail}", version.version, version.operation);
+        }
+    }
+}
+
+fn describe_commit(metadata: &serde_json::Value) -> String {
+    let sources: Vec<String> = metadata
+        .get("sources")
+        .and_then(|s| s.as_array())
+        .map(|sources| {
+            sources
+                .iter()
+                .map(|s| {
+                    format!(
+                        "{} ({})",
+                        s.get("file").and_then(|f| f.as_str()).unwrap_or("?"),
+                        s.get("sha256").and_then(|h| h.as_str()).map(|h| &h[..12.min(h.len())]).unwrap_or("?")
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let shown = if sources.len() > 3 {
+        format!("{} and {} more", sources[..3].join(", "), sources.len() - 3)
+    } else {
+        sources.join(", ")
+    };
+    format!("{} {shown}", metadata.get("operation").and_then(|o| o.as_str()).unwrap_or(""))
+}
+
+/// Default buffer around route paths, re-exported for the subcommands.
+pub(crate) const DEFAULT_BUFFER: u32 = DEFAULT_BUFFER_RINGS;

@@ -1,0 +1,141 @@
+//! `stroom simulate`: synthetic provider files with ground truth.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use chrono::NaiveDate;
+use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use stroom_sim::{Background, ProviderForm, RealArrivals, SimParams, SimReport, simulate};
+
+use crate::routes::load_routes;
+
+/// The shipped real UK arrivals, which drive the Channel route by default.
+pub(crate) const UK_ARRIVALS: &str = include_str!("../../../data/arrivals/uk_small_boats_daily.csv");
+
+#[derive(Debug, Args)]
+pub(crate) struct SimulateArgs {
+    /// Output folder: density/*.parquet, arrivals.csv, truth.parquet, manifest.json.
+    #[arg(long)]
+    pub(crate) out: PathBuf,
+    /// First simulated day.
+    #[arg(long, default_value = "2023-01-01")]
+    pub(crate) start: NaiveDate,
+    /// Number of days.
+    #[arg(long, default_value_t = 730)]
+    pub(crate) days: u32,
+    /// H3 resolution of the provider's cells.
+    #[arg(long, default_value_t = 7)]
+    pub(crate) resolution: u8,
+    /// Random seed; the same parameters and seed give byte-identical output.
+    #[arg(long, default_value_t = 42)]
+    pub(crate) seed: u64,
+    /// Folder of route files; the shipped routes when omitted.
+    #[arg(long)]
+    pub(crate) routes: Option<PathBuf>,
+    /// Which cells the provider reports.
+    #[arg(long, value_enum, default_value_t = BackgroundArg::Corridor)]
+    pub(crate) background: BackgroundArg,
+    /// Multiplies background device counts (more cells clear k: more rows).
+    #[arg(long, default_value_t = 1.0)]
+    pub(crate) scale: f64,
+    /// Rings of cells around each segment's path.
+    #[arg(long, default_value_t = 2)]
+    pub(crate) buffer: u32,
+    /// The provider's k-threshold.
+    #[arg(long, default_value_t = 15)]
+    pub(crate) k: u32,
+    /// How the provider identifies places: H3 cells, or lat/lon of area centres.
+    #[arg(long, value_enum, default_value_t = FormArg::Cell)]
+    pub(crate) form: FormArg,
+    /// Drive the Channel route with synthetic departures instead of the real UK arrivals.
+    #[arg(long)]
+    pub(crate) synthetic_channel: bool,
+    /// No border closure.
+    #[arg(long)]
+    pub(crate) no_closure: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum FormArg {
+    Cell,
+    Latlon,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum BackgroundArg {
+    Corridor,
+    Bbox,
+}
+
+pub(crate) fn run(args: &SimulateArgs) -> Result<SimReport> {
+    let routes = load_routes(args.routes.as_deref())?;
+    let mut params = SimParams {
+        start: args.start,
+        days: args.days,
+        resolution: args.resolution,
+        buffer_rings: args.buffer,
+        seed: args.seed,
+        background: match args.background {
+            BackgroundArg::Corridor => Background::Corridor,
+            BackgroundArg::Bbox => Background::Bbox,
+        },
+        scale: args.scale,
+        k: args.k,
+        provider_form: match args.form {
+            FormArg::Cell => ProviderForm::Cell,
+            FormArg::Latlon => ProviderForm::LatLon,
+        },
+        ..SimParams::default()
+    };
+    if args.no_closure {
+        params.flow.closure = None;
+    }
+    let real = if !args.synthetic_channel && routes.iter().any(|r| r.id == "channel") {
+        params.real_arrivals_route = Some("channel".into());
+        Some(RealArrivals::from_csv(
+            UK_ARRIVALS,
+            "full_date",
+            "migrants_arrived",
+            "channel",
+            args.start,
+            args.days as usize,
+        )?)
+    } else {
+        None
+    };
+    let bar = ProgressBar::new(u64::from(args.days)).with_style(
+        ProgressStyle::with_template("{spinner} simulate {pos}/{len} days {wide_bar} {eta}").expect("a valid template"),
+    );
+    let started = std::time::Instant::now();
+    let bar_handle = bar.clone();
+    let report =
+        simulate(&params, &routes, real.as_ref(), &args.out, &move |done| bar_handle.set_position(done as u64))
+            .with_context(|| format!("simulating into {}", args.out.display()))?;
+    bar.finish_and_clear();
+    let seconds = started.elapsed().as_secs_f64();
+    println!(
+        "simulate: {} days, {} grid cells, {} density rows ({:.0} rows/s), {} cell-hours below k={} withheld, {} arrival rows, {} truth rows -> {}",
+        args.days,
+        report.grid_cells,
+        report.density_rows,
+        report.density_rows as f64 / seconds.max(1e-9),
+        report.suppressed_cell_hours,
+        args.k,
+        report.arrivals_rows,
+        report.truth_rows,
+        args.out.display()
+    );
+    for (route, totals) in &report.totals {
+        println!(
+            "  {route:<22} departed {:>7}  arrived {:>7}  diverted out {:>5} in {:>5}  still en route {:>5}{}",
+            totals.departures,
+            totals.arrived,
+            totals.diverted_out,
+            totals.diverted_in,
+            totals.in_transit_end + totals.waiting_end,
+            if totals.real_arrivals { "  (real arrivals)" } else { "" }
+        );
+    }
+    Ok(report)
+}

@@ -1,0 +1,234 @@
+//! Density and arrivals ingest into real Delta tables, read back by stroom
+//! and by an independent reader (the Python `deltalake` package).
+
+use std::path::Path;
+
+use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
+use datafusion::parquet::record::RowAccessor;
+use stroom_core::{Cell, Resolution};
+use stroom_store::{ArrivalsIngest, DensityIngest, EmptyCounts, Store, TableName};
+
+use crate::support::{python, repo_root, runtime, stroom};
+
+fn noop(_: u64) {}
+
+fn ingest(resolution: u8) -> DensityIngest {
+    DensityIngest::new(Resolution::new(resolution.into()).unwrap(), 15).unwrap()
+}
+
+/// Writes a CSV in the lat/lon layout and returns its path.
+fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn density_sums_duplicates_suppresses_below_k_and_skips_reingest() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("store").to_string_lossy()).unwrap();
+    // Two rows in the same res-7 cell and hour (summed to 30), one below k (10),
+    // one in the next hour (20), one on the next day (40).
+    let csv = write(
+        dir.path(),
+        "a.csv",
+        "ts,lat,lon,count\n\
+         2024-05-01T10:05:00Z,51.0000,1.9000,12\n\
+         2024-05-01T10:55:00Z,51.0000,1.9000,18\n\
+         2024-05-01T10:00:00Z,48.8566,2.3522,10\n\
+         2024-05-01 11:00:00,51.0000,1.9000,20\n\
+         2024-05-02T00:00:00+00:00,51.0000,1.9000,40\n",
+    );
+    let rt = runtime();
+    let report = rt.block_on(ingest(7).run(&store, &[csv.clone()], &noop)).unwrap();
+    assert_eq!(report.rows_read, 5);
+    assert_eq!(report.cell_hours, 4);
+    assert_eq!(report.suppressed, 1);
+    assert_eq!(report.rows_written, 3);
+    assert_eq!(report.cells, 1);
+    assert_eq!(report.days, 2);
+    assert_eq!(report.version_before, None);
+    let version = report.version.unwrap();
+
+    // Same file again: recognised by its hash, nothing written.
+    let again = rt.block_on(ingest(7).run(&store, &[csv], &noop)).unwrap();
+    assert!(again.sources[0].already_ingested);
+    assert_eq!(again.rows_written, 0);
+    assert_eq!(again.version, Some(version));
+
+    let summaries = rt.block_on(store.summaries()).unwrap();
+    let density = summaries.iter().find(|s| s.table == TableName::Density).unwrap();
+    assert_eq!(density.rows, 3);
+    assert_eq!(density.facts.iter().find(|(k, _)| k == "devices counted").unwrap().1, "90");
+
+    // A later ingest at another resolution is refused.
+    let other = write(dir.path(), "b.csv", "ts,lat,lon,count\n2024-05-03T00:00:00Z,51.0,1.9,40\n");
+    let error = rt.block_on(ingest(8).run(&store, &[other], &noop)).unwrap_err().to_string();
+    assert!(error.contains("resolution 7"), "{error}");
+}
+
+#[test]
+fn density_files_are_sorted_zstd_parquet_with_statistics_and_read_back_by_python() {
+    let dir = tempfile::tempdir().unwrap();
+    let store_dir = dir.path().join("store");
+    let store = Store::open(&store_dir.to_string_lossy()).unwrap();
+    // Cell layout, hex and integer cells at resolution 9 (aggregated to their
+    // resolution-7 parents), in reverse order, over two days.
+    let base = Cell::from_lat_lng(52.37, 4.89, Resolution::new(9).unwrap()).unwrap();
+    let cells: Vec<Cell> =
+        base.h3o().grid_disk::<Vec<_>>(6).into_iter().map(|c| Cell::from_u64(u64::from(c)).unwrap()).collect();
+    let mut text = String::from("ts,cell,count\n");
+    let mut total = 0u64;
+    for day in [2, 1] {
+        for hour in (0..24).rev() {
+            for (i, cell) in cells.iter().enumerate() {
+                let count = 15 + (i as u64 * 7 + hour) % 30;
+                total += count;
+                let shown = if i % 2 == 0 { cell.to_string() } else { cell.to_u64().to_string() };
+                text.push_str(&format!("2024-06-0{day}T{hour:02}:00:00Z,{shown},{count}\n"));
+            }
+        }
+    }
+    let csv = write(dir.path(), "cells.csv", &text);
+    let report = runtime().block_on(ingest(7).run(&store, &[csv], &noop)).unwrap();
+    assert_eq!(report.suppressed, 0);
+    assert_eq!(report.days, 2);
+
+    // Every data file: zstd, sorted by (cell, ts), with statistics.
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(store_dir.join("density")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() && path.file_name().unwrap().to_string_lossy().starts_with("day=") {
+            for file in std::fs::read_dir(&path).unwrap() {
+                files.push(file.unwrap().path());
+            }
+        }
+    }
+    assert_eq!(files.len(), 2);
+    for file in &files {
+        let reader = SerializedFileReader::new(std::fs::File::open(file).unwrap()).unwrap();
+        let metadata = reader.metadata();
+        let mut previous = (i64::MIN, i64::MIN);
+        for row_group in metadata.row_groups() {
+            let cell_column = row_group.column(0);
+            // Parquet records the codec, not its level.
+            assert!(cell_column.compression().to_string().starts_with("ZSTD"), "{}", cell_column.compression());
+            assert!(cell_column.statistics().is_some());
+            assert!(row_group.sorting_columns().is_some());
+        }
+        for row in reader.get_row_iter(None).unwrap() {
+            let row = row.unwrap();
+            let cell = row.get_long(0).unwrap();
+            let ts = row.get_timestamp_micros(1).unwrap();
+            assert!((cell, ts) > previous, "rows are sorted by cell then time");
+            previous = (cell, ts);
+        }
+    }
+
+    // The independent reader sees the same rows and totals.
+    let script = r#"
+import os, sys
+from deltalake import DeltaTable
+t = DeltaTable(sys.argv[1]).to_pyarrow_table()
+print(t.num_rows, sum(t.column("count").to_pylist()), len(set(t.column("cell").to_pylist())), len(set(t.column("day").to_pylist())), flush=True)
+os._exit(0)  # deltalake's runtime threads can abort a normal interpreter exit
+"#;
+    let out = python(script, &[&store_dir.join("density").to_string_lossy()]);
+    let parents: std::collections::BTreeSet<_> =
+        cells.iter().map(|c| c.parent(Resolution::new(7).unwrap()).unwrap()).collect();
+    assert_eq!(out.trim(), format!("{} {total} {} 2", report.rows_written, parents.len()));
+}
+
+#[test]
+fn uk_small_boats_load_as_dover_with_their_quirks() {
+    let dir = tempfile::tempdir().unwrap();
+    let store_dir = dir.path().join("store");
+    let store = Store::open(&store_dir.to_string_lossy()).unwrap();
+    let file = repo_root().join("data/arrivals/uk_small_boats_daily.csv");
+    let ingest = ArrivalsIngest {
+        station: Some("dover".into()),
+        date_column: Some("full_date".into()),
+        count_column: Some("migrants_arrived".into()),
+        station_column: None,
+        empty: EmptyCounts::Zero,
+    };
+    let rt = runtime();
+    let report = rt.block_on(ingest.run(&store, &file)).unwrap();
+    // The file has 3,154 days; the last published figure is 2026-08-17, and
+    // the three empty days after it are unknown, not zero.
+    assert_eq!(report.rows_read, 3_154);
+    assert_eq!(report.unknown_trailing, 3);
+    assert_eq!(report.rows_loaded, 3_151);
+    assert_eq!(report.last_date.unwrap().to_string(), "2026-08-17");
+    assert_eq!(report.first_date.unwrap().to_string(), "2018-01-01");
+    assert_eq!(report.zero_filled, 3_151 - 1_065);
+
+    let script = r#"
+import os, sys
+from deltalake import DeltaTable
+t = DeltaTable(sys.argv[1]).to_pyarrow_table()
+counts = t.column("count").to_pylist()
+print(t.num_rows, sum(counts), sum(1 for c in counts if c > 0), set(t.column("station").to_pylist()).pop(), flush=True)
+os._exit(0)  # deltalake's runtime threads can abort a normal interpreter exit
+"#;
+    let out = python(script, &[&store_dir.join("arrivals").to_string_lossy()]);
+    assert_eq!(out.trim(), "3151 208507 1065 dover");
+
+    // Ingesting the same file again is recognised and changes nothing.
+    let again = rt.block_on(ingest.run(&store, &file)).unwrap();
+    assert!(again.already_ingested);
+    assert_eq!(again.version, report.version);
+}
+
+#[test]
+fn arrivals_layouts_and_revisions() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("store").to_string_lossy()).unwrap();
+    let rt = runtime();
+    let plain = write(dir.path(), "plain.csv", "date,count\n2024-01-01,5\n2024-01-02,0\n");
+    let with_station = ArrivalsIngest { station: Some("ter-apel".into()), ..Default::default() };
+    let first = rt.block_on(with_station.run(&store, &plain)).unwrap();
+    assert_eq!((first.rows_loaded, first.new_rows), (2, 2));
+
+    // A three-column file revises one figure and adds a station.
+    let long = write(dir.path(), "long.csv", "date,station,count\n2024-01-02,ter-apel,7\n2024-01-01,dover,3\n");
+    let second = rt.block_on(ArrivalsIngest::default().run(&store, &long)).unwrap();
+    assert_eq!((second.new_rows, second.revised_rows), (1, 1));
+    assert_eq!(second.version, Some(first.version.unwrap() + 1));
+
+    let summaries = rt.block_on(store.summaries()).unwrap();
+    let arrivals = summaries.iter().find(|s| s.table == TableName::Arrivals).unwrap();
+    assert_eq!(arrivals.rows, 3);
+    assert_eq!(arrivals.facts.iter().find(|(k, _)| k == "people counted").unwrap().1, "15");
+    // Time travel: the first version still holds the unrevised figure.
+    let old = rt.block_on(store.table_at(TableName::Arrivals, first.version)).unwrap().unwrap();
+    assert_eq!(old.version(), first.version);
+}
+
+#[test]
+fn the_cli_ingests_and_lists_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let store = store.to_string_lossy();
+    let csv = write(
+        dir.path(),
+        "d.csv",
+        "ts,lat,lon,count\n2024-05-01T10:00:00Z,51.0,1.9,30\n2024-05-01T11:00:00Z,51.0,1.9,3\n",
+    );
+    let out = stroom(&["ingest", "density", &csv.to_string_lossy(), "--store", &store]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("2 rows read"), "{text}");
+    assert!(text.contains("1 cell-hours suppressed below k=15"), "{text}");
+    assert!(text.contains("1 (new table)"), "{text}");
+
+    let out = stroom(&["tables", "--store", &store]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("density: version 1, 1 rows, 2024-05-01T10:00:00"), "{text}");
+    assert!(text.contains("ingest-density d.csv"), "{text}");
+
+    let out = stroom(&["ingest", "density", &csv.to_string_lossy(), "--store", &store, "--k", "5"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("below the minimum threshold 15"));
+}
