@@ -232,3 +232,42 @@ fn the_cli_ingests_and_lists_tables() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("below the minimum threshold 15"));
 }
+
+#[test]
+fn spilling_to_disk_gives_the_same_table_as_memory() {
+    // Three files whose (cell, hour) keys overlap, ingested once with ample
+    // memory and once with a budget of 8 keys, which forces sorted runs to
+    // temporary files and a merge.
+    let dir = tempfile::tempdir().unwrap();
+    let mut paths = Vec::new();
+    for file in 0..3 {
+        let mut text = String::from("ts,lat,lon,count\n");
+        for hour in 0..30 {
+            for (lat, lon) in [(51.0, 1.9), (50.95, 1.86), (51.03, 2.37), (52.37, 4.89)] {
+                let count = 5 + (hour * 7 + file * 3) % 20;
+                text.push_str(&format!("2024-05-0{}T{:02}:00:00Z,{lat},{lon},{count}\n", 1 + hour / 24, hour % 24));
+            }
+        }
+        paths.push(write(dir.path(), &format!("part-{file}.csv"), &text));
+    }
+    let rt = runtime();
+    let mut results = Vec::new();
+    for (name, spill_entries) in [("memory", usize::MAX), ("spilled", 8)] {
+        let store_dir = dir.path().join(name);
+        let store = Store::open(&store_dir.to_string_lossy()).unwrap();
+        let ingest = DensityIngest { spill_entries, ..ingest(7) };
+        let report = rt.block_on(ingest.run(&store, &paths, &noop)).unwrap();
+        let script = r#"
+import os, sys
+from deltalake import DeltaTable
+t = DeltaTable(sys.argv[1]).to_pyarrow_table().sort_by([("cell", "ascending"), ("ts", "ascending")])
+print(t.num_rows, sum(t.column("count").to_pylist()), hash(tuple(t.column("count").to_pylist())), flush=True)
+os._exit(0)
+"#;
+        let table = python(script, &[&store_dir.join("density").to_string_lossy()]);
+        results.push((report.rows_read, report.cell_hours, report.suppressed, report.rows_written, table));
+    }
+    assert_eq!(results[0].0, 360);
+    assert_eq!(results[0].1, 120, "3 files × 30 hours × 4 cells, summed over the files");
+    assert_eq!(results[0], results[1]);
+}

@@ -77,7 +77,7 @@ impl Default for FlowParams {
             burst_probability: 0.03,
             burst_factor: 2.5,
             land_speed_km_per_day: 70.0,
-            border_capacity_factor: 1.6,
+            border_capacity_factor: 2.5,
             staging_release_share: 0.5,
             sea_calm_threshold: 0.3,
             sea_summer_bonus: 0.8,

@@ -10,7 +10,11 @@ use datafusion::arrow::array::{Date32Array, Int32Array, Int64Array, RecordBatch,
 use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::metadata::SortingColumn;
 use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
-use deltalake::kernel::transaction::CommitProperties;
+use std::io::{Read, Seek, Write};
+
+use deltalake::kernel::Action;
+use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
+use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use serde_json::{Value, json};
 use stroom_core::{Cell, Resolution, day_of_micros};
@@ -26,6 +30,8 @@ use crate::{Progress, Store, StoreError, TableName};
 const ROW_GROUP_ROWS: usize = 32_768;
 /// Rows per record batch handed to the Delta writer.
 const WRITE_BATCH_ROWS: usize = 262_144;
+/// Rows written between closing the open files of the partitions.
+const FLUSH_ROWS: usize = 4_000_000;
 
 /// How to ingest density files.
 #[derive(Debug, Clone, Copy)]
@@ -34,6 +40,9 @@ pub struct DensityIngest {
     pub resolution: Resolution,
     /// Counts below `k` per (cell, hour) are suppressed; at least [`MIN_K`].
     pub k: u32,
+    /// Distinct (cell, hour) keys held in memory (24 bytes each) before
+    /// sorted runs spill to temporary files: the memory bound of an ingest.
+    pub spill_entries: usize,
 }
 
 /// One input file of an ingest.
@@ -81,6 +90,10 @@ struct Aggregator {
 
 const FIRST_COMPACTION: usize = 1 << 20;
 
+/// Distinct (cell, hour) keys held in memory before sorted runs spill to
+/// temporary files, unless configured (24 bytes each: about 200 MB).
+pub const DEFAULT_SPILL_ENTRIES: usize = 8 << 20;
+
 fn sort_key(o: &Observation) -> (i32, u64, i64) {
     (day_of_micros(o.hour), o.cell, o.hour)
 }
@@ -113,10 +126,183 @@ impl Aggregator {
         self.next_compaction = merged * 2;
     }
 
-    fn absorb(&mut self, mut other: Aggregator) {
-        self.entries.append(&mut other.entries);
-        self.compact();
+    /// Whether the buffer has grown past `budget` entries.
+    fn should_spill(&self, budget: usize) -> bool {
+        self.entries.len() >= budget
     }
+}
+
+/// Sorted runs of aggregated observations written to temporary files when
+/// the distinct keys outgrow memory; merged back in key order at the end.
+#[derive(Debug, Default)]
+struct Runs {
+    files: Vec<std::fs::File>,
+}
+
+const RECORD_BYTES: usize = 24;
+
+impl Runs {
+    fn spill(&mut self, aggregator: &mut Aggregator) -> Result<(), StoreError> {
+        aggregator.compact();
+        let mut file = tempfile_in_temp_dir()?;
+        let mut writer = std::io::BufWriter::with_capacity(1 << 20, &mut file);
+        for o in &aggregator.entries {
+            let mut record = [0u8; RECORD_BYTES];
+            record[..8].copy_from_slice(&o.cell.to_le_bytes());
+            record[8..16].copy_from_slice(&o.hour.to_le_bytes());
+            record[16..].copy_from_slice(&o.count.to_le_bytes());
+            writer.write_all(&record).map_err(spill_error)?;
+        }
+        writer.flush().map_err(spill_error)?;
+        drop(writer);
+        file.seek(std::io::SeekFrom::Start(0)).map_err(spill_error)?;
+        self.files.push(file);
+        aggregator.entries = Vec::new();
+        aggregator.next_compaction = 0;
+        Ok(())
+    }
+
+    /// The runs and the in-memory rest merged into one stream sorted by
+    /// (day, cell, hour), equal keys summed, in chunks. Can be called again.
+    fn merged<'a>(&'a mut self, rest: &'a [Observation]) -> Result<Merged<'a>, StoreError> {
+        let mut readers = Vec::with_capacity(self.files.len());
+        for file in &mut self.files {
+            file.seek(std::io::SeekFrom::Start(0)).map_err(spill_error)?;
+            readers.push(RunReader::new(file.try_clone().map_err(spill_error)?));
+        }
+        let heads = readers.iter_mut().map(RunReader::next).collect::<Result<_, _>>()?;
+        Ok(Merged { readers, heads, rest: rest.iter().peekable(), done: false })
+    }
+
+    /// Runs `each` over every chunk of the merged stream.
+    fn merge(
+        &mut self,
+        rest: &[Observation],
+        mut each: impl FnMut(Vec<Observation>) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        for chunk in self.merged(rest)? {
+            each(chunk?)?;
+        }
+        Ok(())
+    }
+}
+
+/// The merged stream of [`Runs::merged`].
+struct Merged<'a> {
+    readers: Vec<RunReader>,
+    heads: Vec<Option<Observation>>,
+    rest: std::iter::Peekable<std::slice::Iter<'a, Observation>>,
+    done: bool,
+}
+
+impl Merged<'_> {
+    fn next_observation(&mut self) -> Result<Option<Observation>, StoreError> {
+        let mut best: Option<(usize, Observation)> = None;
+        for (i, head) in self.heads.iter().enumerate() {
+            if let Some(o) = head {
+                if best.is_none_or(|(_, b)| sort_key(o) < sort_key(&b)) {
+                    best = Some((i, *o));
+                }
+            }
+        }
+        let from_rest = match (self.rest.peek(), best) {
+            (Some(r), Some((_, b))) => sort_key(r) < sort_key(&b),
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        if from_rest {
+            return Ok(self.rest.next().copied());
+        }
+        match best {
+            Some((i, o)) => {
+                self.heads[i] = self.readers[i].next()?;
+                Ok(Some(o))
+            }
+            None => Ok(None),
+        }
+    }
+}
+
+impl Iterator for Merged<'_> {
+    type Item = Result<Vec<Observation>, StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let mut chunk: Vec<Observation> = Vec::with_capacity(WRITE_BATCH_ROWS.min(1 << 16));
+        loop {
+            let next = match self.next_observation() {
+                Ok(Some(o)) => o,
+                Ok(None) => {
+                    self.done = true;
+                    break;
+                }
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(e));
+                }
+            };
+            match chunk.last_mut() {
+                Some(last) if last.cell == next.cell && last.hour == next.hour => last.count += next.count,
+                _ => chunk.push(next),
+            }
+            // Cut only between keys, so that no key spans two chunks.
+            if chunk.len() >= WRITE_BATCH_ROWS {
+                let peek_same = self.peek_key() == chunk.last().map(|o| (o.cell, o.hour));
+                if !peek_same {
+                    break;
+                }
+            }
+        }
+        if chunk.is_empty() { None } else { Some(Ok(chunk)) }
+    }
+}
+
+impl Merged<'_> {
+    /// The key of the next observation, without taking it.
+    fn peek_key(&mut self) -> Option<(u64, i64)> {
+        let run_best = self.heads.iter().flatten().min_by_key(|o| sort_key(o)).copied();
+        let rest_best = self.rest.peek().map(|o| **o);
+        match (run_best, rest_best) {
+            (Some(a), Some(b)) => Some(if sort_key(&a) <= sort_key(&b) { (a.cell, a.hour) } else { (b.cell, b.hour) }),
+            (Some(a), None) => Some((a.cell, a.hour)),
+            (None, Some(b)) => Some((b.cell, b.hour)),
+            (None, None) => None,
+        }
+    }
+}
+
+struct RunReader {
+    reader: std::io::BufReader<std::fs::File>,
+}
+
+impl RunReader {
+    fn new(file: std::fs::File) -> Self {
+        Self { reader: std::io::BufReader::with_capacity(1 << 20, file) }
+    }
+
+    fn next(&mut self) -> Result<Option<Observation>, StoreError> {
+        let mut record = [0u8; RECORD_BYTES];
+        match self.reader.read_exact(&mut record) {
+            Ok(()) => Ok(Some(Observation {
+                cell: u64::from_le_bytes(record[..8].try_into().expect("8 bytes")),
+                hour: i64::from_le_bytes(record[8..16].try_into().expect("8 bytes")),
+                count: u64::from_le_bytes(record[16..].try_into().expect("8 bytes")),
+            })),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(None),
+            Err(e) => Err(spill_error(e)),
+        }
+    }
+}
+
+fn spill_error(source: std::io::Error) -> StoreError {
+    StoreError::Io { path: std::env::temp_dir(), source }
+}
+
+/// An anonymous temporary file (removed when closed).
+fn tempfile_in_temp_dir() -> Result<std::fs::File, StoreError> {
+    tempfile::tempfile().map_err(spill_error)
 }
 
 impl DensityIngest {
@@ -125,7 +311,7 @@ impl DensityIngest {
         if k < MIN_K {
             return Err(StoreError::Option(format!("k = {k} is below the minimum threshold {MIN_K}")));
         }
-        Ok(Self { resolution, k })
+        Ok(Self { resolution, k, spill_entries: DEFAULT_SPILL_ENTRIES })
     }
 
     /// Ingests the files at `paths` (files, or folders of `.csv`/`.parquet`
@@ -137,7 +323,7 @@ impl DensityIngest {
         paths: &[PathBuf],
         progress: Progress<'_>,
     ) -> Result<DensityReport, StoreError> {
-        let ingest = Self::new(self.resolution, self.k)?;
+        let ingest = Self { spill_entries: self.spill_entries.max(1), ..Self::new(self.resolution, self.k)? };
         let existing = store.table(TableName::Density).await?;
         let version_before = existing.as_ref().and_then(|t| t.version());
         let mut seen = match &existing {
@@ -155,49 +341,64 @@ impl DensityIngest {
             sources.push(SourceFile { path, sha256, rows: 0, already_ingested });
         }
         let to_read: Vec<usize> = (0..sources.len()).filter(|&i| !sources[i].already_ingested).collect();
-        let (aggregate, rows) = read_all(&sources, &to_read, ingest.resolution, progress)?;
+        let (mut runs, rest, rows) = read_all(&sources, &to_read, &ingest, progress)?;
         for (&index, &count) in to_read.iter().zip(&rows) {
             sources[index].rows = count;
         }
         let rows_read = rows.iter().sum();
-        let cell_hours = aggregate.len() as u64;
 
-        let mut kept = aggregate;
-        let before = kept.len();
-        kept.retain(|o| o.count >= u64::from(ingest.k));
-        let suppressed = (before - kept.len()) as u64;
-        if let Some(o) = kept.iter().find(|o| o.count > i32::MAX as u64) {
-            return Err(StoreError::CountOverflow {
-                cell: Cell::from_u64(o.cell).map(|c| c.to_string()).unwrap_or_else(|_| o.cell.to_string()),
-                hour: chrono::DateTime::from_timestamp_micros(o.hour).map(|t| t.to_rfc3339()).unwrap_or_default(),
-                max: i64::from(i32::MAX),
-            });
-        }
-        let cells = kept.iter().map(|o| o.cell).collect::<HashSet<_>>().len() as u64;
-        let days = kept.iter().map(|o| day_of_micros(o.hour)).collect::<HashSet<_>>().len() as u64;
+        // First pass over the merged keys: figures and checks, nothing written.
+        let k = u64::from(ingest.k);
+        let (mut cell_hours, mut suppressed, mut rows_written) = (0u64, 0u64, 0u64);
+        let mut cells = HashSet::new();
+        let mut days = HashSet::new();
+        runs.merge(&rest, |chunk| {
+            for o in &chunk {
+                cell_hours += 1;
+                if o.count < k {
+                    suppressed += 1;
+                    continue;
+                }
+                if o.count > i32::MAX as u64 {
+                    return Err(StoreError::CountOverflow {
+                        cell: Cell::from_u64(o.cell).map(|c| c.to_string()).unwrap_or_else(|_| o.cell.to_string()),
+                        hour: chrono::DateTime::from_timestamp_micros(o.hour)
+                            .map(|t| t.to_rfc3339())
+                            .unwrap_or_default(),
+                        max: i64::from(i32::MAX),
+                    });
+                }
+                rows_written += 1;
+                cells.insert(o.cell);
+                days.insert(day_of_micros(o.hour));
+            }
+            Ok(())
+        })?;
+        let cells = cells.len() as u64;
         let mut report = DensityReport {
             sources,
             rows_read,
             cell_hours,
             cells,
             suppressed,
-            rows_written: kept.len() as u64,
-            days,
+            rows_written,
+            days: days.len() as u64,
             version_before,
             version: version_before,
         };
-        if kept.is_empty() {
+        if rows_written == 0 {
             tracing::info!(rows_read, suppressed, "Nothing to write: no new rows at or above k.");
             return Ok(report);
         }
 
+        // Second pass: write the rows at or above k, then commit once.
         let mut table = store.open_or_create(TableName::Density, density_columns(), &["day"]).await?;
         let metadata = json!({
             "operation": "ingest-density",
             "resolution": ingest.resolution.get(),
             "k": ingest.k,
             "rows_read": rows_read,
-            "rows_written": report.rows_written,
+            "rows_written": rows_written,
             "suppressed": suppressed,
             "sources": report.sources.iter().filter(|s| !s.already_ingested).map(|s| json!({
                 "file": s.path.file_name().map(|n| n.to_string_lossy().into_owned()),
@@ -207,14 +408,39 @@ impl DensityIngest {
         });
         let mut writer = RecordBatchWriter::for_table(&table)
             .map_err(StoreError::delta("density"))?
-            .with_writer_properties(writer_properties())
-            .with_commit_properties(
-                CommitProperties::default().with_metadata([(COMMIT_METADATA_KEY.to_owned(), metadata)]),
-            );
-        for chunk in day_chunks(&kept) {
-            writer.write(density_batch(chunk)?).await.map_err(StoreError::delta("density"))?;
+            .with_writer_properties(writer_properties());
+        let mut adds = Vec::new();
+        let mut unflushed = 0usize;
+        for chunk in runs.merged(&rest)? {
+            let mut chunk = chunk?;
+            chunk.retain(|o| o.count >= k);
+            for day in day_chunks(&chunk) {
+                writer.write(density_batch(day)?).await.map_err(StoreError::delta("density"))?;
+                unflushed += day.len();
+            }
+            // Close the open files now and then, so that buffered row groups
+            // of many day partitions do not pile up in memory.
+            if unflushed >= FLUSH_ROWS {
+                adds.extend(writer.flush().await.map_err(StoreError::delta("density"))?);
+                unflushed = 0;
+            }
         }
-        let version = writer.flush_and_commit(&mut table).await.map_err(StoreError::delta("density"))?;
+        adds.extend(writer.flush().await.map_err(StoreError::delta("density"))?);
+        let operation = DeltaOperation::Write {
+            mode: SaveMode::Append,
+            partition_by: Some(vec!["day".to_owned()]),
+            predicate: None,
+        };
+        let snapshot = table.snapshot().map_err(StoreError::delta("density"))?;
+        let committed = CommitBuilder::from(
+            CommitProperties::default().with_metadata([(COMMIT_METADATA_KEY.to_owned(), metadata)]),
+        )
+        .with_actions(adds.into_iter().map(Action::Add).collect())
+        .build(Some(snapshot), table.log_store(), operation)
+        .await
+        .map_err(StoreError::delta("density"))?;
+        let version = committed.version();
+        table.update_state().await.map_err(StoreError::delta("density"))?;
         report.version = Some(version);
         tracing::info!(rows = report.rows_written, cells, suppressed, version, "Ingested density.");
         Ok(report)
@@ -222,16 +448,22 @@ impl DensityIngest {
 }
 
 /// Parses the selected sources on every core, each thread with its own
-/// aggregator, and merges them. The first error by file order wins.
+/// aggregator that spills sorted runs when it outgrows its share of the
+/// budget. Returns the runs, the sorted in-memory rest and the rows read per
+/// source. The first error by file order wins.
 fn read_all(
     sources: &[SourceFile],
     to_read: &[usize],
-    resolution: Resolution,
+    ingest: &DensityIngest,
     progress: Progress<'_>,
-) -> Result<(Vec<Observation>, Vec<u64>), StoreError> {
+) -> Result<(Runs, Vec<Observation>, Vec<u64>), StoreError> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(to_read.len()).max(1);
+    let budget = (ingest.spill_entries / threads).max(1);
+    let resolution = ingest.resolution;
     let next = AtomicUsize::new(0);
-    let results: Vec<(Aggregator, Vec<(usize, Result<u64, StoreError>)>)> = std::thread::scope(|scope| {
+    let runs = std::sync::Mutex::new(Runs::default());
+    type Outcomes = Vec<(usize, Result<u64, StoreError>)>;
+    let results: Vec<(Aggregator, Outcomes)> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
             .map(|_| {
                 scope.spawn(|| {
@@ -240,8 +472,33 @@ fn read_all(
                     loop {
                         let position = next.fetch_add(1, Ordering::Relaxed);
                         let Some(&index) = to_read.get(position) else { break };
-                        let outcome =
-                            read_density_file(&sources[index].path, resolution, &mut |o| aggregator.push(o), progress);
+                        let mut spill_failure = None;
+                        let mut outcome = read_density_file(
+                            &sources[index].path,
+                            resolution,
+                            &mut |o| {
+                                aggregator.push(o);
+                                // Within a large file too: spill once compaction no longer keeps the buffer under budget.
+                                if aggregator.entries.len() >= 2 * budget && spill_failure.is_none() {
+                                    aggregator.compact();
+                                    if aggregator.should_spill(budget) {
+                                        let mut runs = runs.lock().expect("no thread panicked holding the runs");
+                                        spill_failure = runs.spill(&mut aggregator).err();
+                                    }
+                                }
+                            },
+                            progress,
+                        );
+                        if let Some(error) = spill_failure {
+                            outcome = Err(error);
+                        }
+                        if outcome.is_ok() && aggregator.should_spill(budget) {
+                            let spilled =
+                                runs.lock().expect("no thread panicked holding the runs").spill(&mut aggregator);
+                            if let Err(error) = spilled {
+                                outcome = Err(error);
+                            }
+                        }
                         let failed = outcome.is_err();
                         outcomes.push((position, outcome));
                         if failed {
@@ -256,10 +513,10 @@ fn read_all(
             .collect();
         handles.into_iter().map(|h| h.join().expect("an ingest thread panicked")).collect()
     });
-    let mut merged = Aggregator::default();
+    let mut rest = Aggregator::default();
     let mut outcomes = Vec::new();
-    for (aggregator, thread_outcomes) in results {
-        merged.absorb(aggregator);
+    for (mut aggregator, thread_outcomes) in results {
+        rest.entries.append(&mut aggregator.entries);
         outcomes.extend(thread_outcomes);
     }
     outcomes.sort_by_key(|(position, _)| *position);
@@ -267,8 +524,8 @@ fn read_all(
     for (_, outcome) in outcomes {
         rows.push(outcome?);
     }
-    merged.compact();
-    Ok((merged.entries, rows))
+    rest.compact();
+    Ok((runs.into_inner().expect("no thread panicked holding the runs"), rest.entries, rows))
 }
 
 /// The rows split at day boundaries and at [`WRITE_BATCH_ROWS`].

@@ -17,7 +17,7 @@ mod store;
 mod summary;
 
 pub use arrivals::{ArrivalsIngest, ArrivalsReport, EmptyCounts};
-pub use density::{DensityIngest, DensityReport, SourceFile};
+pub use density::{DEFAULT_SPILL_ENTRIES, DensityIngest, DensityReport, SourceFile};
 pub use error::{Location, StoreError};
 pub use schema::{DEFAULT_K, MIN_K, TableName, arrivals_schema, density_schema};
 pub use store::Store;

@@ -164,13 +164,22 @@ pub(crate) async fn ingest_density(
     let report = ingest.run(store, paths, &move |bytes| bar_handle.inc(bytes)).await;
     bar.finish_and_clear();
     let report = report?;
-    for source in &report.sources {
+    const SHOWN: usize = 5;
+    for source in report.sources.iter().take(SHOWN) {
         let state = if source.already_ingested {
             "skipped: already ingested".to_owned()
         } else {
             format!("{} rows", source.rows)
         };
         println!("  {}  {}  ({state})", source.path.display(), &source.sha256[..12]);
+    }
+    if report.sources.len() > SHOWN {
+        let skipped = report.sources.iter().filter(|s| s.already_ingested).count();
+        println!(
+            "  … and {} more files ({} in all, {skipped} skipped as already ingested)",
+            report.sources.len() - SHOWN,
+            report.sources.len()
+        );
     }
     println!(
         "density: {} rows read, {} cell-hours, {} cells, {} cell-hours suppressed below k={}, {} rows written over {} days",
