@@ -5,6 +5,7 @@
 mod bad_input;
 mod h3_reference;
 mod ingest;
+mod query;
 mod routes;
 mod simulator;
 mod support;

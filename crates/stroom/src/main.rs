@@ -1,6 +1,7 @@
 //! The `stroom` binary: one command line for every stage of the pipeline.
 
 mod demo;
+mod query;
 mod routes;
 mod simulate;
 
@@ -36,6 +37,8 @@ enum Command {
         #[arg(long)]
         store: String,
     },
+    /// Read-only SQL over a store's tables, with the H3 functions.
+    Query(query::QueryArgs),
     /// Write synthetic provider files (density, arrivals) with their ground truth.
     Simulate(simulate::SimulateArgs),
     /// Run the embedded demo: simulate two years on every route, load them and
@@ -138,6 +141,7 @@ async fn run(cli: Cli) -> Result<()> {
             print_tables(&store.summaries().await?);
             Ok(())
         }
+        Command::Query(args) => query::run(&args).await,
         Command::Simulate(args) => simulate::run(&args).map(|_| ()),
         Command::Demo(args) => demo::run(&args).await,
     }

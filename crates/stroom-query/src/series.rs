@@ -1,0 +1,199 @@
+//! Route series: daily or hourly density per route segment and station, and
+//! arrivals per station, for any date range. Spatial filters become ranges
+//! of cell indexes (a parent cell's descendants are one contiguous range), so
+//! that Parquet statistics of files sorted by cell skip what is elsewhere.
+
+use std::collections::BTreeSet;
+use std::ops::RangeInclusive;
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use datafusion::arrow::array::{Int64Array, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::datasource::MemTable;
+use stroom_core::{Cell, Resolution, Route, RouteCells};
+
+use crate::{QueryError, QuerySession};
+
+/// The time step of a series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeriesGranularity {
+    Day,
+    Hour,
+}
+
+/// Most ranges a spatial predicate holds; coarser parents are used beyond.
+const MAX_RANGES: usize = 48;
+
+/// A small set of inclusive `u64` ranges that covers `cells` (all at one
+/// resolution): the descendant ranges of their parents at the finest
+/// resolution that needs at most [`MAX_RANGES`] ranges, with adjacent ranges
+/// merged. The ranges may include other cells too; they serve pruning, and an
+/// exact membership test follows.
+pub fn cell_ranges(cells: &[Cell]) -> Vec<RangeInclusive<u64>> {
+    let Some(first) = cells.first() else { return Vec::new() };
+    let resolution = first.resolution();
+    for parent_level in (0..=resolution.get()).rev() {
+        let parent_resolution = Resolution::new(i64::from(parent_level)).expect("a coarser resolution is valid");
+        let parents: BTreeSet<Cell> = cells.iter().filter_map(|c| c.parent(parent_resolution).ok()).collect();
+        let mut ranges: Vec<RangeInclusive<u64>> =
+            parents.iter().filter_map(|p| p.descendant_range(resolution).ok()).collect();
+        ranges.sort_by_key(|r| *r.start());
+        let mut merged: Vec<RangeInclusive<u64>> = Vec::new();
+        for range in ranges {
+            match merged.last_mut() {
+                Some(last) if *range.start() <= last.end().saturating_add(1) => {
+                    *last = *last.start()..=(*last.end()).max(*range.end());
+                }
+                _ => merged.push(range),
+            }
+        }
+        if merged.len() <= MAX_RANGES || parent_level == 0 {
+            return merged;
+        }
+    }
+    Vec::new()
+}
+
+fn range_predicate(column: &str, ranges: &[RangeInclusive<u64>]) -> String {
+    if ranges.is_empty() {
+        return "FALSE".into();
+    }
+    let parts: Vec<String> =
+        ranges.iter().map(|r| format!("({column} BETWEEN {} AND {})", *r.start() as i64, *r.end() as i64)).collect();
+    format!("({})", parts.join(" OR "))
+}
+
+fn time_bounds(column: &str, from: NaiveDate, to: NaiveDate) -> String {
+    format!(
+        "{column} >= TIMESTAMP '{}T00:00:00Z' AND {column} < TIMESTAMP '{}T00:00:00Z'",
+        from.format("%Y-%m-%d"),
+        to.format("%Y-%m-%d")
+    )
+}
+
+impl QuerySession {
+    /// The SQL of a density series over named groups of cells (`groups`:
+    /// name and cells), registered as a temporary table `table`.
+    fn grouped_density_sql(
+        &self,
+        table: &str,
+        groups: &[(String, Vec<Cell>)],
+        from: NaiveDate,
+        to: NaiveDate,
+        granularity: SeriesGranularity,
+    ) -> Result<String, QueryError> {
+        let mut names = Vec::new();
+        let mut cells = Vec::new();
+        for (name, group) in groups {
+            for cell in group {
+                names.push(name.clone());
+                cells.push(cell.to_u64() as i64);
+            }
+        }
+        let all: Vec<Cell> =
+            groups.iter().flat_map(|(_, c)| c.iter().copied()).collect::<BTreeSet<_>>().into_iter().collect();
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("name", DataType::Utf8, false),
+            Field::new("cell", DataType::Int64, false),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(StringArray::from(names)), Arc::new(Int64Array::from(cells))],
+        )?;
+        let provider = MemTable::try_new(schema, vec![vec![batch]])?;
+        self.context().deregister_table(table)?;
+        self.context().register_table(table, Arc::new(provider))?;
+        let bucket = match granularity {
+            SeriesGranularity::Day => "CAST(d.ts AS DATE)",
+            SeriesGranularity::Hour => "d.ts",
+        };
+        Ok(format!(
+            "SELECT g.name, {bucket} AS time, SUM(CAST(d.count AS BIGINT)) AS devices, COUNT(*) AS cell_hours \
+             FROM density_files d JOIN {table} g ON d.cell = g.cell \
+             WHERE {} AND {} \
+             GROUP BY g.name, {bucket} ORDER BY g.name, time",
+            range_predicate("d.cell", &cell_ranges(&all)),
+            time_bounds("d.ts", from, to),
+        ))
+    }
+
+    /// Density per segment of a route: columns `name` (the segment id),
+    /// `time` (a date, or the hour), `devices` (sum of counts) and
+    /// `cell_hours` (reported cell-hours). Days on which every cell was
+    /// suppressed have no row. `to` is exclusive.
+    pub async fn segment_series(
+        &self,
+        cells: &RouteCells,
+        from: NaiveDate,
+        to: NaiveDate,
+        granularity: SeriesGranularity,
+    ) -> Result<Vec<RecordBatch>, QueryError> {
+        self.require("density")?;
+        let groups: Vec<(String, Vec<Cell>)> =
+            cells.segments.iter().map(|s| (s.segment_id.clone(), s.cells.clone())).collect();
+        let sql = self.grouped_density_sql("series_segment_cells", &groups, from, to, granularity)?;
+        Ok(self.context().sql(&sql).await?.collect().await?)
+    }
+
+    /// Density around each station of a route (the station's cell and its
+    /// neighbours within `rings`), with the columns of [`Self::segment_series`].
+    pub async fn station_density_series(
+        &self,
+        route: &Route,
+        resolution: Resolution,
+        rings: u32,
+        from: NaiveDate,
+        to: NaiveDate,
+        granularity: SeriesGranularity,
+    ) -> Result<Vec<RecordBatch>, QueryError> {
+        self.require("density")?;
+        let mut groups = Vec::new();
+        for station in &route.stations {
+            let centre = Cell::from_lat_lng(station.lat, station.lng, resolution)?;
+            let cells: Vec<Cell> = centre
+                .h3o()
+                .grid_disk::<Vec<_>>(rings)
+                .into_iter()
+                .filter_map(|c| Cell::from_u64(u64::from(c)).ok())
+                .collect();
+            groups.push((station.id.clone(), cells));
+        }
+        let sql = self.grouped_density_sql("series_station_cells", &groups, from, to, granularity)?;
+        Ok(self.context().sql(&sql).await?.collect().await?)
+    }
+
+    /// Official arrivals at a station: columns `date`, `count`. `to` is exclusive.
+    pub async fn arrivals_series(
+        &self,
+        station: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<RecordBatch>, QueryError> {
+        self.require("arrivals")?;
+        let sql = format!(
+            "SELECT date, count FROM arrivals WHERE station = '{}' AND date >= DATE '{}' AND date < DATE '{}' ORDER BY date",
+            station.replace('\'', "''"),
+            from.format("%Y-%m-%d"),
+            to.format("%Y-%m-%d")
+        );
+        Ok(self.context().sql(&sql).await?.collect().await?)
+    }
+
+    /// The SQL that [`Self::segment_series`] runs, for `EXPLAIN` and for analysts.
+    pub fn segment_series_sql(
+        &self,
+        cells: &RouteCells,
+        from: NaiveDate,
+        to: NaiveDate,
+        granularity: SeriesGranularity,
+    ) -> Result<String, QueryError> {
+        let groups: Vec<(String, Vec<Cell>)> =
+            cells.segments.iter().map(|s| (s.segment_id.clone(), s.cells.clone())).collect();
+        self.grouped_density_sql("series_segment_cells", &groups, from, to, granularity)
+    }
+
+    fn require(&self, table: &str) -> Result<(), QueryError> {
+        if self.has_table(table) { Ok(()) } else { Err(QueryError::MissingTable(table.into())) }
+    }
+}

@@ -1,0 +1,143 @@
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use datafusion::arrow::datatypes::{Schema, SchemaRef};
+use datafusion::catalog::TableProvider;
+use datafusion::datasource::empty::EmptyTable;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::execution::context::SQLOptions;
+use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
+use stroom_store::{Store, TableName, arrivals_schema, density_schema};
+
+use crate::{QueryError, register_h3_functions};
+
+/// Which version of the tables to read: a data vintage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Vintage {
+    /// The given version of every table (tables created later are absent).
+    Version(u64),
+    /// The version of every table that was current at this time.
+    AsOf(DateTime<Utc>),
+}
+
+/// A DataFusion session over a store's tables, with the H3 functions.
+pub struct QuerySession {
+    ctx: SessionContext,
+    versions: BTreeMap<&'static str, u64>,
+}
+
+impl std::fmt::Debug for QuerySession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QuerySession").field("versions", &self.versions).finish_non_exhaustive()
+    }
+}
+
+/// Options that refuse every statement which writes or changes anything
+/// (DDL, DML, `COPY`, `SET`): analysts' queries are read-only.
+pub fn read_only_options() -> SQLOptions {
+    SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false)
+}
+
+impl QuerySession {
+    /// Opens a session over every table of the store, at the latest version
+    /// or at `vintage`.
+    pub async fn open(store: &Store, vintage: Option<Vintage>) -> Result<Self, QueryError> {
+        let config = SessionConfig::new()
+            .with_information_schema(true)
+            .set_bool("datafusion.execution.parquet.pruning", true)
+            .set_bool("datafusion.execution.parquet.enable_page_index", true)
+            .set_bool("datafusion.execution.parquet.pushdown_filters", true);
+        let mut state = SessionContext::new_with_config(config).state();
+        register_h3_functions(&mut state)?;
+        let ctx = SessionContext::new_with_state(state);
+        let mut versions = BTreeMap::new();
+        for name in [TableName::Density, TableName::Arrivals] {
+            let Some(mut table) = store.table(name).await? else { continue };
+            let delta_error = |source| QueryError::Delta { table: name.as_str().into(), source };
+            match vintage {
+                Some(Vintage::Version(v)) => {
+                    if table.version().is_some_and(|latest| v > latest) {
+                        continue;
+                    }
+                    if table.load_version(v).await.is_err() {
+                        continue;
+                    }
+                }
+                Some(Vintage::AsOf(time)) => {
+                    if table.load_with_datetime(time).await.is_err() {
+                        continue;
+                    }
+                }
+                None => {}
+            }
+            let version = table.version().unwrap_or(0);
+            let uris: Vec<String> = table.get_file_uris().map_err(delta_error)?.collect();
+            let (file_schema, files_name) = match name {
+                TableName::Density => (without_partitions(&density_schema(), &["day"]), "density_files"),
+                _ => (arrivals_schema(), "arrivals"),
+            };
+            ctx.register_table(files_name, parquet_files(uris, file_schema)?)?;
+            if name == TableName::Density {
+                // The partition column `day` lives in the Delta log, not in
+                // the files; it is derived from `ts` so that every engine
+                // (and a Ballista executor) sees the same column.
+                ctx.sql("CREATE VIEW density AS SELECT cell, ts, count, CAST(ts AS DATE) AS day FROM density_files")
+                    .await?;
+            }
+            versions.insert(name.as_str(), version);
+        }
+        Ok(Self { ctx, versions })
+    }
+
+    /// The DataFusion context, for callers that build their own plans.
+    pub fn context(&self) -> &SessionContext {
+        &self.ctx
+    }
+
+    /// The version of each registered table: the data vintage of every
+    /// answer this session gives.
+    pub fn versions(&self) -> &BTreeMap<&'static str, u64> {
+        &self.versions
+    }
+
+    /// Plans a read-only SQL query; statements that write or change state are refused.
+    pub async fn sql(&self, sql: &str) -> Result<DataFrame, QueryError> {
+        match self.ctx.sql_with_options(sql, read_only_options()).await {
+            Ok(frame) => Ok(frame),
+            Err(error) => {
+                let text = error.to_string();
+                if text.contains("not supported")
+                    && (text.contains("DDL") || text.contains("DML") || text.contains("Statement"))
+                {
+                    Err(QueryError::ReadOnly(text))
+                } else {
+                    Err(error.into())
+                }
+            }
+        }
+    }
+
+    /// Whether a table is registered.
+    pub fn has_table(&self, name: &str) -> bool {
+        self.versions.contains_key(name)
+    }
+}
+
+fn without_partitions(schema: &SchemaRef, partitions: &[&str]) -> SchemaRef {
+    Arc::new(Schema::new(
+        schema.fields().iter().filter(|f| !partitions.contains(&f.name().as_str())).cloned().collect::<Vec<_>>(),
+    ))
+}
+
+/// A Parquet listing table over exactly `uris` (or an empty table).
+fn parquet_files(uris: Vec<String>, schema: SchemaRef) -> Result<Arc<dyn TableProvider>, QueryError> {
+    if uris.is_empty() {
+        return Ok(Arc::new(EmptyTable::new(schema)));
+    }
+    let urls = uris.iter().map(ListingTableUrl::parse).collect::<Result<Vec<_>, _>>()?;
+    let options = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+    let config = ListingTableConfig::new_with_multi_paths(urls).with_listing_options(options).with_schema(schema);
+    Ok(Arc::new(ListingTable::try_new(config)?))
+}

@@ -1,0 +1,258 @@
+//! The query layer: golden SQL files (`tests/sql/*.slt`), H3 functions
+//! against the reference library's fixtures, route series with pruning shown
+//! by `EXPLAIN ANALYZE`, and data vintages.
+
+use std::path::Path;
+
+use datafusion::arrow::array::{Array, RecordBatch};
+use datafusion::arrow::util::display::array_value_to_string;
+use datafusion::prelude::CsvReadOptions;
+use stroom_core::{Resolution, Route};
+use stroom_query::{QuerySession, SeriesGranularity, Vintage};
+use stroom_store::{ArrivalsIngest, DensityIngest, Store};
+
+use crate::support::{repo_root, runtime, stroom};
+
+fn render(batches: &[RecordBatch]) -> Vec<String> {
+    let mut lines = Vec::new();
+    for batch in batches {
+        for row in 0..batch.num_rows() {
+            let values: Vec<String> = batch
+                .columns()
+                .iter()
+                .map(|c| if c.is_null(row) { "NULL".to_owned() } else { array_value_to_string(c, row).unwrap() })
+                .collect();
+            lines.push(values.join(" "));
+        }
+    }
+    lines
+}
+
+/// Runs a golden file: `query` blocks (SQL, `----`, expected rows),
+/// `error <text>` blocks (SQL that must fail with `text` in the message) and
+/// `vintage N|latest` lines that reopen the session at a table version.
+fn run_golden(store: &Store, file: &str) {
+    let text = std::fs::read_to_string(repo_root().join("tests/sql").join(file)).unwrap();
+    let rt = runtime();
+    let mut session = rt.block_on(QuerySession::open(store, None)).unwrap();
+    let blocks: Vec<&str> = text.split("\n\n").map(str::trim).filter(|b| !b.is_empty()).collect();
+    let mut checked = 0;
+    for block in blocks {
+        let lines: Vec<&str> = block.lines().filter(|l| !l.starts_with('#')).collect();
+        let Some(head) = lines.first() else { continue };
+        if let Some(version) = head.strip_prefix("vintage ") {
+            let vintage = if version == "latest" { None } else { Some(Vintage::Version(version.parse().unwrap())) };
+            session = rt.block_on(QuerySession::open(store, vintage)).unwrap();
+        } else if let Some(expected) = head.strip_prefix("error ") {
+            let sql = lines[1..].join("\n");
+            let outcome = rt.block_on(async { session.sql(&sql).await?.collect().await.map_err(Into::into) });
+            let error: stroom_query::QueryError = outcome.expect_err(&sql);
+            assert!(
+                error.to_string().contains(expected),
+                "{file}: '{sql}' failed with '{error}', expected '{expected}'"
+            );
+            checked += 1;
+        } else if *head == "query" {
+            let separator =
+                lines.iter().position(|l| *l == "----").unwrap_or_else(|| panic!("{file}: no ---- in {block}"));
+            let sql = lines[1..separator].join("\n");
+            let expected: Vec<String> = lines[separator + 1..].iter().map(|l| l.to_string()).collect();
+            let batches = rt.block_on(async { session.sql(&sql).await.unwrap().collect().await.unwrap() });
+            assert_eq!(render(&batches), expected, "{file}: {sql}");
+            checked += 1;
+        } else {
+            panic!("{file}: unknown block {block}");
+        }
+    }
+    assert!(checked > 3, "{file}: only {checked} checks ran");
+}
+
+fn small_store(dir: &Path) -> Store {
+    let store = Store::open(&dir.join("store").to_string_lossy()).unwrap();
+    let density = dir.join("density.csv");
+    std::fs::write(
+        &density,
+        "ts,lat,lon,count\n2024-05-01T10:00:00Z,51.13,1.31,60\n2024-05-01T10:00:00Z,50.95,1.86,50\n\
+         2024-05-01T10:00:00Z,51.03,2.37,40\n2024-05-02T10:00:00Z,51.13,1.31,60\n\
+         2024-05-02T10:00:00Z,50.95,1.86,50\n2024-05-02T10:00:00Z,51.03,2.37,40\n",
+    )
+    .unwrap();
+    let rt = runtime();
+    rt.block_on(DensityIngest::new(Resolution::new(7).unwrap(), 15).unwrap().run(&store, &[density], &|_| {})).unwrap();
+    let first = dir.join("a1.csv");
+    std::fs::write(&first, "date,station,count\n2024-05-01,dover,12\n2024-05-02,dover,30\n").unwrap();
+    rt.block_on(ArrivalsIngest::default().run(&store, &first)).unwrap();
+    let second = dir.join("a2.csv");
+    std::fs::write(&second, "date,station,count\n2024-05-02,dover,40\n2024-05-01,ter-apel,3\n").unwrap();
+    rt.block_on(ArrivalsIngest::default().run(&store, &second)).unwrap();
+    store
+}
+
+#[test]
+fn golden_h3_functions() {
+    let dir = tempfile::tempdir().unwrap();
+    run_golden(&small_store(dir.path()), "h3_functions.slt");
+}
+
+#[test]
+fn golden_store_queries_vintages_and_refusals() {
+    let dir = tempfile::tempdir().unwrap();
+    run_golden(&small_store(dir.path()), "store.slt");
+    assert!(!Path::new("/tmp/stroom-should-not-exist.csv").exists());
+}
+
+#[test]
+fn h3_functions_match_the_reference_fixtures() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = small_store(dir.path());
+    let rt = runtime();
+    let session = rt.block_on(QuerySession::open(&store, None)).unwrap();
+    let fixtures = repo_root().join("data/fixtures");
+    let ctx = session.context();
+    rt.block_on(async {
+        ctx.register_csv("points", fixtures.join("h3_points.csv").to_str().unwrap(), CsvReadOptions::new())
+            .await
+            .unwrap();
+        ctx.register_csv("cells", fixtures.join("h3_cells.csv").to_str().unwrap(), CsvReadOptions::new())
+            .await
+            .unwrap();
+        ctx.register_csv("distances", fixtures.join("h3_distances.csv").to_str().unwrap(), CsvReadOptions::new())
+            .await
+            .unwrap();
+    });
+    for (sql, expected) in [
+        ("SELECT count(*) FROM points", "10245"),
+        (
+            "SELECT count(*) FROM points WHERE h3_cell_to_string(h3_latlng_to_cell(lat, lng, res)) IS DISTINCT FROM cell",
+            "0",
+        ),
+        (
+            "SELECT count(*) FROM points WHERE h3_string_to_cell(cell) IS DISTINCT FROM h3_latlng_to_cell(lat, lng, res)",
+            "0",
+        ),
+        (
+            "SELECT count(*) FROM cells WHERE h3_cell_to_string(h3_cell_to_parent(h3_string_to_cell(cell), parent_res)) <> parent",
+            "0",
+        ),
+        (
+            "SELECT count(*) FROM cells WHERE h3_get_resolution(h3_string_to_cell(cell)) <> res OR NOT h3_is_valid(h3_string_to_cell(cell))",
+            "0",
+        ),
+        (
+            "SELECT count(*) FROM cells WHERE child_min IS NOT NULL AND (h3_cell_to_string(h3_cell_range_min(h3_string_to_cell(cell), child_res)) <> child_min OR h3_cell_to_string(h3_cell_range_max(h3_string_to_cell(cell), child_res)) <> child_max)",
+            "0",
+        ),
+        (
+            "SELECT count(*) FROM cells WHERE abs(h3_cell_to_lat(h3_string_to_cell(cell)) - center_lat) > 1e-9 AND abs(center_lat) < 80",
+            "0",
+        ),
+        (
+            "SELECT count(*) FROM cells WHERE abs(h3_cell_to_lng(h3_string_to_cell(cell)) - center_lng) > 1e-9 AND abs(center_lat) < 80",
+            "0",
+        ),
+        (
+            "SELECT count(*) FROM distances WHERE h3_grid_distance(h3_string_to_cell(a), h3_string_to_cell(b)) <> distance",
+            "0",
+        ),
+    ] {
+        let batches = rt.block_on(async { session.sql(sql).await.unwrap().collect().await.unwrap() });
+        assert_eq!(render(&batches), vec![expected.to_owned()], "{sql}");
+    }
+}
+
+#[test]
+fn route_series_prune_row_groups_and_match_a_full_scan() {
+    // Three days of simulated density on every route, ingested; the Channel
+    // route's segment series must skip row groups of the other corridors.
+    let dir = tempfile::tempdir().unwrap();
+    let sim = dir.path().join("sim");
+    let out =
+        stroom(&["simulate", "--out", &sim.to_string_lossy(), "--days", "3", "--buffer", "1", "--synthetic-channel"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let store = Store::open(&dir.path().join("store").to_string_lossy()).unwrap();
+    let rt = runtime();
+    rt.block_on(DensityIngest::new(Resolution::new(7).unwrap(), 15).unwrap().run(
+        &store,
+        &[sim.join("density")],
+        &|_| {},
+    ))
+    .unwrap();
+    let text = std::fs::read_to_string(repo_root().join("data/routes/channel.geojson")).unwrap();
+    let route = Route::from_geojson("channel", &text).unwrap();
+    let cells = route.cells(Resolution::new(7).unwrap(), 2).unwrap();
+    let session = rt.block_on(QuerySession::open(&store, None)).unwrap();
+    let (from, to) =
+        (chrono::NaiveDate::from_ymd_opt(2023, 1, 1).unwrap(), chrono::NaiveDate::from_ymd_opt(2023, 1, 4).unwrap());
+
+    let series = rt.block_on(session.segment_series(&cells, from, to, SeriesGranularity::Day)).unwrap();
+    let rows = render(&series);
+    assert_eq!(rows.len(), cells.segments.len() * 3, "{rows:?}");
+
+    // The same sums by a full scan with an explicit cell list.
+    for segment in &cells.segments {
+        let list: Vec<String> = segment.cells.iter().map(|c| (c.to_u64() as i64).to_string()).collect();
+        let sql = format!(
+            "SELECT CAST(ts AS DATE) AS day, SUM(CAST(count AS BIGINT)) FROM density WHERE cell IN ({}) GROUP BY 1 ORDER BY 1",
+            list.join(",")
+        );
+        let full = render(&rt.block_on(async { session.sql(&sql).await.unwrap().collect().await.unwrap() }));
+        let ours: Vec<String> = rows
+            .iter()
+            .filter(|r| r.starts_with(&format!("{} ", segment.segment_id)))
+            .map(|r| r.splitn(2, ' ').nth(1).unwrap().rsplitn(2, ' ').nth(1).unwrap().to_owned())
+            .collect();
+        assert_eq!(ours, full, "{}", segment.segment_id);
+    }
+
+    // EXPLAIN ANALYZE shows row groups skipped by their cell statistics.
+    let sql = session.segment_series_sql(&cells, from, to, SeriesGranularity::Day).unwrap();
+    let plan = render(&rt.block_on(async {
+        session.context().sql(&format!("EXPLAIN ANALYZE {sql}")).await.unwrap().collect().await.unwrap()
+    }))
+    .join("\n");
+    let pruned = metric(&plan, "row_groups_pruned_statistics");
+    assert!(pruned.0 > 0, "no row group was pruned: {pruned:?}\n{plan}");
+    assert!(pruned.1 < pruned.0 + pruned.1, "{pruned:?}");
+}
+
+/// (pruned, matched) from a DataFusion pruning metric such as
+/// `row_groups_pruned_statistics=12 total → 3 matched`.
+fn metric(plan: &str, name: &str) -> (u64, u64) {
+    let at = plan.find(name).unwrap_or_else(|| panic!("no {name} in\n{plan}"));
+    let text = &plan[at + name.len() + 1..];
+    let numbers: Vec<u64> = text
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .take(2)
+        .map(|s| s.parse().unwrap())
+        .collect();
+    let (total, matched) = (numbers[0], numbers[1]);
+    (total - matched, matched)
+}
+
+#[test]
+fn the_cli_answers_in_every_format_and_refuses_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    small_store(dir.path());
+    let store = dir.path().join("store");
+    let store = store.to_string_lossy();
+    let sql = "SELECT station, count FROM arrivals WHERE date = DATE '2024-05-02' ORDER BY station";
+    let run = |extra: &[&str]| {
+        let mut args = vec!["query", "--store", &store, sql];
+        args.extend_from_slice(extra);
+        let out = stroom(&args);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert_eq!(run(&["--format", "csv"]), "station,count\ndover,40\n");
+    assert_eq!(run(&["--format", "csv", "--as-of", "1"]), "station,count\ndover,30\n");
+    assert_eq!(run(&["--format", "json"]).trim(), r#"[{"station":"dover","count":40}]"#);
+    assert!(run(&[]).contains("| dover   | 40    |"));
+    let parquet = dir.path().join("out.parquet");
+    run(&["--format", "parquet", "--out", &parquet.to_string_lossy()]);
+    assert_eq!(&std::fs::read(&parquet).unwrap()[..4], b"PAR1");
+
+    let out = stroom(&["query", "--store", &store, "DELETE FROM arrivals"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("read-only"), "{}", String::from_utf8_lossy(&out.stderr));
+}
