@@ -23,7 +23,7 @@ pub enum SeriesGranularity {
 }
 
 /// Most ranges a spatial predicate holds; coarser parents are used beyond.
-const MAX_RANGES: usize = 48;
+const MAX_RANGES: usize = 6;
 
 /// A small set of inclusive `u64` ranges that covers `cells` (all at one
 /// resolution): the descendant ranges of their parents at the finest

@@ -44,11 +44,16 @@ impl QuerySession {
     /// Opens a session over every table of the store, at the latest version
     /// or at `vintage`.
     pub async fn open(store: &Store, vintage: Option<Vintage>) -> Result<Self, QueryError> {
+        // Files are split into contiguous groups, one per partition; a time
+        // filter then leaves whole groups empty. More partitions than cores
+        // keep every core busy after pruning.
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let config = SessionConfig::new()
+            .with_target_partitions((4 * cores).max(8))
             .with_information_schema(true)
             .set_bool("datafusion.execution.parquet.pruning", true)
-            .set_bool("datafusion.execution.parquet.enable_page_index", true)
-            .set_bool("datafusion.execution.parquet.pushdown_filters", true);
+            .set_bool("datafusion.execution.parquet.enable_page_index", false)
+            .set_bool("datafusion.execution.parquet.pushdown_filters", false);
         let mut state = SessionContext::new_with_config(config).state();
         register_h3_functions(&mut state)?;
         let ctx = SessionContext::new_with_state(state);

@@ -3,6 +3,7 @@
 mod demo;
 mod query;
 mod routes;
+mod series;
 mod simulate;
 
 use std::path::PathBuf;
@@ -39,6 +40,8 @@ enum Command {
     },
     /// Read-only SQL over a store's tables, with the H3 functions.
     Query(query::QueryArgs),
+    /// Density per segment (or around each station) of a route, daily or hourly.
+    Series(series::SeriesArgs),
     /// Write synthetic provider files (density, arrivals) with their ground truth.
     Simulate(simulate::SimulateArgs),
     /// Run the embedded demo: simulate two years on every route, load them and
@@ -142,6 +145,7 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Query(args) => query::run(&args).await,
+        Command::Series(args) => series::run(&args).await,
         Command::Simulate(args) => simulate::run(&args).map(|_| ()),
         Command::Demo(args) => demo::run(&args).await,
     }

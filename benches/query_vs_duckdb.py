@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+"""Side by side: the route-series query in stroom and in DuckDB.
+
+The query: daily device sums per segment of one route over one year, from
+the same Parquet files of a store's `density` table (at least 100 million
+rows; `stroom demo` builds one with 126 million). stroom runs
+`stroom series`, which turns the route's cells into cell-index ranges that
+Parquet statistics prune; DuckDB runs plain SQL over the same files with the
+same cell list (a join with a table of the route's cells). Each runs in its
+own process; the script reports wall time and peak RSS of each (best of
+--repeat runs), checks that both give the same sums, and prints the ratio.
+
+Usage: python3 benches/query_vs_duckdb.py --store stroom-demo/store [--route channel] [--year 2024]
+Needs: the stroom release binary, `pip install duckdb`.
+"""
+
+import argparse
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+
+DUCKDB_JOB = r"""
+import sys, json, duckdb
+files, cells_json, start, end = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+cells = json.load(open(cells_json))
+con = duckdb.connect()
+con.execute("SET threads TO 2")
+con.execute("CREATE TABLE route_cells(name VARCHAR, cell BIGINT)")
+con.executemany("INSERT INTO route_cells VALUES (?, ?)", cells)
+rows = con.execute(f'''
+    SELECT g.name, CAST(d.ts AS DATE) AS day, SUM(CAST(d.count AS BIGINT)) AS devices
+    FROM read_parquet('{files}', hive_partitioning = false) d JOIN route_cells g ON d.cell = g.cell
+    WHERE d.ts >= TIMESTAMPTZ '{start} 00:00:00+00' AND d.ts < TIMESTAMPTZ '{end} 00:00:00+00'
+    GROUP BY g.name, day ORDER BY g.name, day
+''').fetchall()
+for name, day, devices in rows:
+    print(f"{name},{day},{devices}")
+"""
+
+
+def stroom_binary():
+    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(os.path.dirname(__file__), "..", "target"))
+    path = os.path.join(target, "release", "stroom")
+    if not os.path.exists(path):
+        sys.exit(f"{path} is missing: cargo build --release -p stroom")
+    return path
+
+
+def measured(command):
+    started = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    stdout, stderr = process.communicate()
+    seconds = time.perf_counter() - started
+    if process.returncode != 0:
+        sys.exit(f"{command[:3]} failed:\n{stderr}")
+    return seconds, stdout
+
+
+def peak_rss(command):
+    """Peak RSS (MiB) of a command, by GNU time."""
+    result = subprocess.run(["/usr/bin/time", "-f", "%M", *command], capture_output=True, text=True)
+    return int(result.stderr.strip().splitlines()[-1]) / 1024
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--store", required=True)
+    parser.add_argument("--route", default="channel")
+    parser.add_argument("--year", type=int, default=2024)
+    parser.add_argument("--buffer", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    stroom = stroom_binary()
+    start, end = f"{args.year}-01-01", f"{args.year + 1}-01-01"
+
+    # The route's cells, exactly as stroom derives them.
+    geojson = json.loads(subprocess.run([stroom, "routes", "--geojson", args.route, "--buffer", str(args.buffer)], check=True, capture_output=True, text=True).stdout)
+    cells = [[f["properties"]["segment"], int(f["properties"]["hex_id"], 16)] for f in geojson["features"] if f["properties"]["kind"] == "cell"]
+    cells_json = os.path.join(args.store, "..", f"bench-cells-{args.route}.json")
+    json.dump(cells, open(cells_json, "w"))
+    files = os.path.join(args.store, "density", "*", "*.parquet")
+    rows = subprocess.run([stroom, "query", "--store", args.store, "--format", "csv", "SELECT count(*) AS n FROM density_files"], check=True, capture_output=True, text=True).stdout.splitlines()[1]
+
+    stroom_cmd = [stroom, "series", "--store", args.store, "--route", args.route, "--from", start, "--to", end, "--buffer", str(args.buffer), "--csv"]
+    duck_cmd = [sys.executable, "-c", DUCKDB_JOB, files, cells_json, start, end]
+    s_times, d_times = [], []
+    for _ in range(args.repeat):
+        t, s_out = measured(stroom_cmd)
+        s_times.append(t)
+        t, d_out = measured(duck_cmd)
+        d_times.append(t)
+    s_rows = [(r["name"], r["time"], int(r["devices"])) for r in csv.DictReader(io.StringIO(s_out))]
+    d_rows = [(n, d, int(v)) for n, d, v in (line.split(",") for line in d_out.splitlines())]
+    if s_rows != d_rows:
+        sys.exit(f"results differ: stroom {len(s_rows)} rows, duckdb {len(d_rows)} rows; first: {s_rows[:2]} vs {d_rows[:2]}")
+    s_mem, d_mem = peak_rss(stroom_cmd), peak_rss(duck_cmd)
+    s_best, d_best = min(s_times), min(d_times)
+    print(f"store: {int(rows):,} density rows; route {args.route} ({len(cells):,} cells), {start} .. {end}: {len(s_rows)} segment-days, identical results")
+    print(f"stroom series : best {s_best:6.3f} s of {args.repeat} (process, including start-up)  peak RSS {s_mem:6.0f} MiB")
+    print(f"duckdb        : best {d_best:6.3f} s of {args.repeat} (process, including start-up)  peak RSS {d_mem:6.0f} MiB")
+    print(f"ratio stroom/duckdb time: {s_best / d_best:.2f}")
+
+
+if __name__ == "__main__":
+    main()
