@@ -38,7 +38,7 @@ frame = (
     .collect()
 )
 frame.write_parquet(out, compression="zstd", partition_by="day")
-print(frame.height, int(frame["count"].sum()))
+print(frame.height, int(frame["count"].cast(pl.Int64).sum()))
 """
 
 
@@ -73,8 +73,8 @@ def main():
 
     sim = os.path.join(work, "sim")
     if not os.path.exists(os.path.join(sim, "manifest.json")):
-        # About 60,000 rows per simulated day with two rings of buffer at scale 1.
-        days = max(1, args.rows // 55_000)
+        # About 172,000 rows per simulated day with two rings of buffer at scale 1.
+        days = max(1, -(-args.rows // 172_000))
         subprocess.run([stroom, "simulate", "--out", sim, "--form", "latlon", "--days", str(days), "--no-closure"], check=True)
     manifest = json.load(open(os.path.join(sim, "manifest.json")))
     rows = manifest["report"]["density_rows"]
