@@ -204,6 +204,36 @@ fn route_series_prune_row_groups_and_match_a_full_scan() {
         assert_eq!(ours, full, "{}", segment.segment_id);
     }
 
+    // Around each station: every station reports on every day, and the
+    // Dover sums equal a scan of the station's cells.
+    let stations = rt
+        .block_on(session.station_density_series(
+            &route,
+            Resolution::new(7).unwrap(),
+            1,
+            from,
+            to,
+            SeriesGranularity::Day,
+        ))
+        .unwrap();
+    let station_rows = render(&stations);
+    assert_eq!(station_rows.len(), route.stations.len() * 3, "{station_rows:?}");
+    let dover = route.station("dover").unwrap();
+    let centre = stroom_core::Cell::from_lat_lng(dover.lat, dover.lng, Resolution::new(7).unwrap()).unwrap();
+    let ring: Vec<String> =
+        centre.h3o().grid_disk::<Vec<_>>(1).into_iter().map(|c| (u64::from(c) as i64).to_string()).collect();
+    let sql = format!(
+        "SELECT CAST(ts AS DATE), SUM(CAST(count AS BIGINT)) FROM density WHERE cell IN ({}) GROUP BY 1 ORDER BY 1",
+        ring.join(",")
+    );
+    let full = render(&rt.block_on(async { session.sql(&sql).await.unwrap().collect().await.unwrap() }));
+    let ours: Vec<String> = station_rows
+        .iter()
+        .filter(|r| r.starts_with("dover "))
+        .map(|r| r.splitn(2, ' ').nth(1).unwrap().rsplitn(2, ' ').nth(1).unwrap().to_owned())
+        .collect();
+    assert_eq!(ours, full);
+
     // EXPLAIN ANALYZE shows row groups skipped by their cell statistics.
     let sql = session.segment_series_sql(&cells, from, to, SeriesGranularity::Day).unwrap();
     let plan = render(&rt.block_on(async {
