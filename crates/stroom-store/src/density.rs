@@ -17,7 +17,7 @@ use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use serde_json::{Value, json};
-use stroom_core::{Cell, Resolution, day_of_micros};
+use stroom_core::{Cell, Resolution};
 
 use crate::input::{Observation, file_sha256, list_input_files, read_density_file};
 use crate::schema::{MIN_K, density_columns, density_schema};
@@ -95,7 +95,7 @@ const FIRST_COMPACTION: usize = 1 << 20;
 pub const DEFAULT_SPILL_ENTRIES: usize = 8 << 20;
 
 fn sort_key(o: &Observation) -> (i32, u64, i64) {
-    (day_of_micros(o.hour), o.cell, o.hour)
+    (o.day, o.cell, o.hour)
 }
 
 impl Aggregator {
@@ -115,7 +115,7 @@ impl Aggregator {
                 && self.entries[merged - 1].cell == current.cell
                 && self.entries[merged - 1].hour == current.hour
             {
-                self.entries[merged - 1].count += current.count;
+                self.entries[merged - 1].count = self.entries[merged - 1].count.saturating_add(current.count);
             } else {
                 self.entries[merged] = current;
                 merged += 1;
@@ -150,7 +150,8 @@ impl Runs {
             let mut record = [0u8; RECORD_BYTES];
             record[..8].copy_from_slice(&o.cell.to_le_bytes());
             record[8..16].copy_from_slice(&o.hour.to_le_bytes());
-            record[16..].copy_from_slice(&o.count.to_le_bytes());
+            record[16..20].copy_from_slice(&o.count.to_le_bytes());
+            record[20..].copy_from_slice(&o.day.to_le_bytes());
             writer.write_all(&record).map_err(spill_error)?;
         }
         writer.flush().map_err(spill_error)?;
@@ -244,7 +245,9 @@ impl Iterator for Merged<'_> {
                 }
             };
             match chunk.last_mut() {
-                Some(last) if last.cell == next.cell && last.hour == next.hour => last.count += next.count,
+                Some(last) if last.cell == next.cell && last.hour == next.hour => {
+                    last.count = last.count.saturating_add(next.count)
+                }
                 _ => chunk.push(next),
             }
             // Cut only between keys, so that no key spans two chunks.
@@ -288,7 +291,8 @@ impl RunReader {
             Ok(()) => Ok(Some(Observation {
                 cell: u64::from_le_bytes(record[..8].try_into().expect("8 bytes")),
                 hour: i64::from_le_bytes(record[8..16].try_into().expect("8 bytes")),
-                count: u64::from_le_bytes(record[16..].try_into().expect("8 bytes")),
+                count: u32::from_le_bytes(record[16..20].try_into().expect("4 bytes")),
+                day: i32::from_le_bytes(record[20..].try_into().expect("4 bytes")),
             })),
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(None),
             Err(e) => Err(spill_error(e)),
@@ -355,11 +359,11 @@ impl DensityIngest {
         runs.merge(&rest, |chunk| {
             for o in &chunk {
                 cell_hours += 1;
-                if o.count < k {
+                if u64::from(o.count) < k {
                     suppressed += 1;
                     continue;
                 }
-                if o.count > i32::MAX as u64 {
+                if u64::from(o.count) > i32::MAX as u64 {
                     return Err(StoreError::CountOverflow {
                         cell: Cell::from_u64(o.cell).map(|c| c.to_string()).unwrap_or_else(|_| o.cell.to_string()),
                         hour: chrono::DateTime::from_timestamp_micros(o.hour)
@@ -370,7 +374,7 @@ impl DensityIngest {
                 }
                 rows_written += 1;
                 cells.insert(o.cell);
-                days.insert(day_of_micros(o.hour));
+                days.insert(o.day);
             }
             Ok(())
         })?;
@@ -413,7 +417,7 @@ impl DensityIngest {
         let mut unflushed = 0usize;
         for chunk in runs.merged(&rest)? {
             let mut chunk = chunk?;
-            chunk.retain(|o| o.count >= k);
+            chunk.retain(|o| u64::from(o.count) >= k);
             for day in day_chunks(&chunk) {
                 writer.write(density_batch(day)?).await.map_err(StoreError::delta("density"))?;
                 unflushed += day.len();
@@ -533,12 +537,9 @@ fn day_chunks(rows: &[Observation]) -> impl Iterator<Item = &[Observation]> {
     let mut rest = rows;
     std::iter::from_fn(move || {
         let first = rest.first()?;
-        let day = day_of_micros(first.hour);
-        let end = rest
-            .iter()
-            .take(WRITE_BATCH_ROWS)
-            .position(|o| day_of_micros(o.hour) != day)
-            .unwrap_or(rest.len().min(WRITE_BATCH_ROWS));
+        let day = first.day;
+        let end =
+            rest.iter().take(WRITE_BATCH_ROWS).position(|o| o.day != day).unwrap_or(rest.len().min(WRITE_BATCH_ROWS));
         let (chunk, tail) = rest.split_at(end);
         rest = tail;
         Some(chunk)
@@ -549,7 +550,7 @@ fn density_batch(rows: &[Observation]) -> Result<RecordBatch, StoreError> {
     let cells = Int64Array::from_iter_values(rows.iter().map(|o| o.cell as i64));
     let ts = TimestampMicrosecondArray::from_iter_values(rows.iter().map(|o| o.hour)).with_timezone("UTC");
     let counts = Int32Array::from_iter_values(rows.iter().map(|o| o.count as i32));
-    let days = Date32Array::from_iter_values(rows.iter().map(|o| day_of_micros(o.hour)));
+    let days = Date32Array::from_iter_values(rows.iter().map(|o| o.day));
     Ok(RecordBatch::try_new(density_schema(), vec![Arc::new(cells), Arc::new(ts), Arc::new(counts), Arc::new(days)])?)
 }
 
@@ -599,21 +600,17 @@ mod tests {
         let day = stroom_core::DAY_MICROS;
         let mut aggregator = Aggregator::default();
         for o in [
-            Observation { cell: 9, hour: day + hour, count: 1 },
-            Observation { cell: 5, hour: day, count: 2 },
-            Observation { cell: 9, hour: hour, count: 3 },
-            Observation { cell: 5, hour: day, count: 4 },
+            Observation::new(9, day + hour, 1),
+            Observation::new(5, day, 2),
+            Observation::new(9, hour, 3),
+            Observation::new(5, day, 4),
         ] {
             aggregator.push(o);
         }
         aggregator.compact();
         assert_eq!(
             aggregator.entries,
-            vec![
-                Observation { cell: 9, hour, count: 3 },
-                Observation { cell: 5, hour: day, count: 6 },
-                Observation { cell: 9, hour: day + hour, count: 1 },
-            ]
+            vec![Observation::new(9, hour, 3), Observation::new(5, day, 6), Observation::new(9, day + hour, 1),]
         );
         let chunks: Vec<_> = day_chunks(&aggregator.entries).map(<[_]>::len).collect();
         assert_eq!(chunks, vec![1, 2]);

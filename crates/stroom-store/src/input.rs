@@ -125,12 +125,21 @@ pub(crate) fn file_sha256(path: &Path) -> Result<String, StoreError> {
 }
 
 /// One validated density observation: a cell at the storage resolution, the
-/// start of its UTC hour, and a device count.
+/// start of its UTC hour (and that hour's day, kept so that sorting needs no
+/// division), and a device count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Observation {
     pub(crate) cell: u64,
     pub(crate) hour: i64,
-    pub(crate) count: u64,
+    /// Saturates at `u32::MAX`, far above what a table may hold.
+    pub(crate) count: u32,
+    pub(crate) day: i32,
+}
+
+impl Observation {
+    pub(crate) fn new(cell: u64, hour: i64, count: u64) -> Self {
+        Self { cell, hour, count: u32::try_from(count).unwrap_or(u32::MAX), day: stroom_core::day_of_micros(hour) }
+    }
 }
 
 /// Reads one density file, passing each validated row to `sink`. Returns the
@@ -241,6 +250,9 @@ impl<'a> RowChecker<'a> {
             return Err(self.field_error(location, "count", &value, "missing value"));
         }
         if let Ok(n) = trimmed.parse::<u64>() {
+            if n > u64::from(u32::MAX) {
+                return Err(self.field_error(location, "count", &value, "larger than any plausible count"));
+            }
             return Ok(n);
         }
         match trimmed.parse::<f64>() {
@@ -264,7 +276,13 @@ impl<'a> RowChecker<'a> {
     }
 
     fn count_integer(&self, location: Location, value: i64) -> Result<u64, StoreError> {
-        u64::try_from(value).map_err(|_| self.field_error(location, "count", &value.to_string(), "negative count"))
+        match u64::try_from(value) {
+            Err(_) => Err(self.field_error(location, "count", &value.to_string(), "negative count")),
+            Ok(n) if n > u64::from(u32::MAX) => {
+                Err(self.field_error(location, "count", &value.to_string(), "larger than any plausible count"))
+            }
+            Ok(n) => Ok(n),
+        }
     }
 }
 
@@ -304,11 +322,7 @@ fn read_csv(
                 let lat = checker.coordinate_text(location, "lat", &record[lat])?;
                 let lng = checker.coordinate_text(location, "lon", &record[lon])?;
                 let cell = checker.cell_from_lat_lng(location, lat, lng)?;
-                Observation {
-                    cell,
-                    hour: hour_floor_micros(micros),
-                    count: checker.count_text(location, &record[count])?,
-                }
+                Observation::new(cell, hour_floor_micros(micros), checker.count_text(location, &record[count])?)
             }
             Layout::Cell { ts, cell, count } => {
                 let micros = checker.ts_text(location, &record[ts])?;
@@ -319,11 +333,7 @@ fn read_csv(
                     Cell::parse(&text).map_err(|e| e.to_string())
                 };
                 let cell = checker.cell(location, parsed, &text)?;
-                Observation {
-                    cell,
-                    hour: hour_floor_micros(micros),
-                    count: checker.count_text(location, &record[count])?,
-                }
+                Observation::new(cell, hour_floor_micros(micros), checker.count_text(location, &record[count])?)
             }
         };
         sink(observation);
@@ -521,7 +531,7 @@ fn read_parquet_batch(
         } else {
             checker.count_integer(location, count_values.as_primitive::<Int64Type>().value(i))?
         };
-        sink(Observation { cell, hour: hour_floor_micros(micros), count });
+        sink(Observation::new(cell, hour_floor_micros(micros), count));
     }
     Ok(())
 }

@@ -102,10 +102,13 @@ enum EmptyArg {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("STROOM_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("STROOM_LOG").unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new(
+                // The Delta kernel logs an error when a table does not exist
+                // yet, which stroom expects and handles before creating it.
+                "warn,buoyant_kernel=off",
+            )
+        }))
         .with_writer(std::io::stderr)
         .init();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a Tokio runtime starts");
