@@ -102,6 +102,28 @@ fn golden_store_queries_vintages_and_refusals() {
 }
 
 #[test]
+fn arrivals_series_and_vintages_by_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = small_store(dir.path());
+    let rt = runtime();
+    let day = |d: u32| chrono::NaiveDate::from_ymd_opt(2024, 5, d).unwrap();
+    let latest = rt.block_on(QuerySession::open(&store, None)).unwrap();
+    let series = rt.block_on(latest.arrivals_series("dover", day(1), day(3))).unwrap();
+    assert_eq!(render(&series), vec!["2024-05-01 12", "2024-05-02 40"]);
+    assert_eq!(render(&rt.block_on(latest.arrivals_series("dover", day(2), day(3))).unwrap()), vec!["2024-05-02 40"]);
+    assert_eq!(latest.versions().get("arrivals"), Some(&2));
+
+    // As of now: the latest versions. As of a time before any commit: no tables.
+    let now = rt.block_on(QuerySession::open(&store, Some(Vintage::AsOf(chrono::Utc::now())))).unwrap();
+    assert_eq!(now.versions(), latest.versions());
+    let past = chrono::DateTime::parse_from_rfc3339("2001-01-01T00:00:00Z").unwrap().with_timezone(&chrono::Utc);
+    let before = rt.block_on(QuerySession::open(&store, Some(Vintage::AsOf(past)))).unwrap();
+    assert!(before.versions().is_empty(), "{:?}", before.versions());
+    let error = rt.block_on(before.arrivals_series("dover", day(1), day(3))).unwrap_err();
+    assert!(error.to_string().contains("no 'arrivals' table"), "{error}");
+}
+
+#[test]
 fn h3_functions_match_the_reference_fixtures() {
     let dir = tempfile::tempdir().unwrap();
     let store = small_store(dir.path());

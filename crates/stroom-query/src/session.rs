@@ -74,6 +74,13 @@ impl QuerySession {
                     if table.load_with_datetime(time).await.is_err() {
                         continue;
                     }
+                    // A time before the table's first commit loads version 0;
+                    // the table did not exist yet.
+                    let committed =
+                        table.version().and_then(|v| table.snapshot().ok().and_then(|s| s.version_timestamp(v)));
+                    if committed.is_some_and(|ms| ms > time.timestamp_millis()) {
+                        continue;
+                    }
                 }
                 None => {}
             }
