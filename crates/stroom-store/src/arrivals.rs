@@ -16,7 +16,7 @@ use deltalake::protocol::SaveMode;
 use serde_json::json;
 use stroom_core::{date_to_days, days_to_date, parse_date};
 
-use crate::input::file_sha256;
+use crate::input::{csv_error, file_sha256};
 use crate::schema::{arrivals_columns, arrivals_schema};
 use crate::store::{COMMIT_METADATA_KEY, ingested_hashes};
 use crate::{Location, Store, StoreError, TableName};
@@ -213,18 +213,8 @@ impl ArrivalsIngest {
     fn read(&self, path: &Path, report: &mut ArrivalsReport) -> Result<BTreeMap<(String, i32), i32>, StoreError> {
         let file = File::open(path).map_err(|source| StoreError::Io { path: path.to_owned(), source })?;
         let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(BufReader::new(file));
-        let csv_error = |error: csv::Error| {
-            let line = error.position().map(|p| p.line()).unwrap_or(1);
-            let problem = match error.kind() {
-                csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
-                    format!("the row has {len} fields, the header has {expected_len}")
-                }
-                csv::ErrorKind::Utf8 { .. } => "the text is not valid UTF-8 (is this a CSV file?)".into(),
-                _ => error.to_string(),
-            };
-            StoreError::Csv { path: path.to_owned(), location: Location::Line(line), problem }
-        };
-        let header: Vec<String> = reader.headers().map_err(csv_error)?.iter().map(str::to_owned).collect();
+        let located = |error| csv_error(path, error);
+        let header: Vec<String> = reader.headers().map_err(located)?.iter().map(str::to_owned).collect();
         let columns = self.columns(path, &header)?;
         let column_name = |index: usize| header[index].clone();
         let field_error = |location: Location, column: usize, value: &str, problem: String| StoreError::Field {
@@ -238,7 +228,7 @@ impl ArrivalsIngest {
         // (station, day) → (count or empty, line), checked for duplicates.
         let mut rows: BTreeMap<(String, i32), (Option<i32>, u64)> = BTreeMap::new();
         for record in reader.records() {
-            let record = record.map_err(csv_error)?;
+            let record = record.map_err(located)?;
             let line = record.position().map(|p| p.line()).unwrap_or(0);
             let location = Location::Line(line);
             report.rows_read += 1;

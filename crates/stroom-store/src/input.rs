@@ -286,6 +286,19 @@ impl<'a> RowChecker<'a> {
     }
 }
 
+/// A CSV reader's error, located by line, in the words a provider understands.
+pub(crate) fn csv_error(path: &Path, error: csv::Error) -> StoreError {
+    let line = error.position().map(|p| p.line()).unwrap_or(1);
+    let problem = match error.kind() {
+        csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
+            format!("the row has {len} fields, the header has {expected_len}")
+        }
+        csv::ErrorKind::Utf8 { .. } => "the text is not valid UTF-8 (is this a CSV file?)".into(),
+        _ => error.to_string(),
+    };
+    StoreError::Csv { path: path.to_owned(), location: Location::Line(line), problem }
+}
+
 fn read_csv(
     path: &Path,
     resolution: Resolution,
@@ -297,24 +310,14 @@ fn read_csv(
         .has_headers(true)
         .flexible(false)
         .from_reader(BufReader::with_capacity(1 << 20, file));
-    let csv_error = |error: csv::Error| {
-        let line = error.position().map(|p| p.line()).unwrap_or(1);
-        let problem = match error.kind() {
-            csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
-                format!("the row has {len} fields, the header has {expected_len}")
-            }
-            csv::ErrorKind::Utf8 { .. } => "the text is not valid UTF-8 (is this a CSV file?)".into(),
-            _ => error.to_string(),
-        };
-        StoreError::Csv { path: path.to_owned(), location: Location::Line(line), problem }
-    };
-    let header: Vec<String> = reader.headers().map_err(csv_error)?.iter().map(str::to_owned).collect();
+    let located = |error| csv_error(path, error);
+    let header: Vec<String> = reader.headers().map_err(located)?.iter().map(str::to_owned).collect();
     let layout = Layout::detect(path, &header)?;
     let mut checker = RowChecker::new(path, resolution);
     let mut record = csv::ByteRecord::new();
     let mut rows = 0u64;
     let mut reported = 0u64;
-    while reader.read_byte_record(&mut record).map_err(csv_error)? {
+    while reader.read_byte_record(&mut record).map_err(located)? {
         let location = Location::Line(record.position().map(|p| p.line()).unwrap_or(rows + 2));
         let observation = match layout {
             Layout::LatLon { ts, lat, lon, count } => {
