@@ -1,7 +1,7 @@
 //! Migration routes as data: stations joined by segments that converge on one
 //! destination, parsed from GeoJSON, and the H3 cells each segment covers.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 
 use h3o::LatLng;
 use serde_json::{Map, Value};
@@ -397,13 +397,6 @@ fn line(geometry: &Map<String, Value>) -> Result<Vec<(f64, f64)>, String> {
         return Err("a LineString needs at least two positions".into());
     }
     coordinates.iter().map(position).collect()
-}
-
-/// Groups segment cells by segment id, for callers that look cells up by name.
-impl From<&RouteCells> for BTreeMap<String, Vec<Cell>> {
-    fn from(cells: &RouteCells) -> Self {
-        cells.segments.iter().map(|s| (s.segment_id.clone(), s.cells.clone())).collect()
-    }
 }
 
 #[cfg(test)]

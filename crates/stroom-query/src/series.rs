@@ -130,9 +130,7 @@ impl QuerySession {
         granularity: SeriesGranularity,
     ) -> Result<Vec<RecordBatch>, QueryError> {
         self.require("density")?;
-        let groups: Vec<(String, Vec<Cell>)> =
-            cells.segments.iter().map(|s| (s.segment_id.clone(), s.cells.clone())).collect();
-        let sql = self.grouped_density_sql("series_segment_cells", &groups, from, to, granularity)?;
+        let sql = self.segment_series_sql(cells, from, to, granularity)?;
         Ok(self.context().sql(&sql).await?.collect().await?)
     }
 
