@@ -1,8 +1,10 @@
 //! The one integration-test binary of the workspace. Each module covers one
 //! area and runs real parts: Delta tables on disk, the `stroom` binary, and
-//! the reference Python packages (`h3`, `deltalake`) where a test compares.
+//! the reference Python packages (`h3`, `deltalake`, `utilsforecast` through
+//! its fixture) where a test compares.
 
 mod bad_input;
+mod forecast;
 mod h3_reference;
 mod ingest;
 mod query;

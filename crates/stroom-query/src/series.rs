@@ -74,7 +74,8 @@ fn time_bounds(column: &str, from: NaiveDate, to: NaiveDate) -> String {
 
 impl QuerySession {
     /// The SQL of a density series over named groups of cells (`groups`:
-    /// name and cells), registered as a temporary table `table`.
+    /// name and cells), registered as a temporary table `table`; per cell
+    /// too when `by_cell`.
     fn grouped_density_sql(
         &self,
         table: &str,
@@ -82,6 +83,7 @@ impl QuerySession {
         from: NaiveDate,
         to: NaiveDate,
         granularity: SeriesGranularity,
+        by_cell: bool,
     ) -> Result<String, QueryError> {
         let mut names = Vec::new();
         let mut cells = Vec::new();
@@ -108,11 +110,12 @@ impl QuerySession {
             SeriesGranularity::Day => "CAST(d.ts AS DATE)",
             SeriesGranularity::Hour => "d.ts",
         };
+        let key = if by_cell { "g.name, d.cell" } else { "g.name" };
         Ok(format!(
-            "SELECT g.name, {bucket} AS time, SUM(CAST(d.count AS BIGINT)) AS devices, COUNT(*) AS cell_hours \
+            "SELECT {key}, {bucket} AS time, SUM(CAST(d.count AS BIGINT)) AS devices, COUNT(*) AS cell_hours \
              FROM density_files d JOIN {table} g ON d.cell = g.cell \
              WHERE {} AND {} \
-             GROUP BY g.name, {bucket} ORDER BY g.name, time",
+             GROUP BY {key}, {bucket} ORDER BY {key}, time",
             range_predicate("d.cell", &cell_ranges(&all)),
             time_bounds("d.ts", from, to),
         ))
@@ -157,7 +160,7 @@ impl QuerySession {
                 .collect();
             groups.push((station.id.clone(), cells));
         }
-        let sql = self.grouped_density_sql("series_station_cells", &groups, from, to, granularity)?;
+        let sql = self.grouped_density_sql("series_station_cells", &groups, from, to, granularity, false)?;
         Ok(self.context().sql(&sql).await?.collect().await?)
     }
 
@@ -178,6 +181,22 @@ impl QuerySession {
         Ok(self.context().sql(&sql).await?.collect().await?)
     }
 
+    /// Daily device totals per cell of named groups of cells (a cell may be
+    /// in several groups): columns `name`, `cell` (Int64), `time` (a date)
+    /// and `devices`. Cell-days whose every hour was suppressed have no row.
+    /// `to` is exclusive. This is what the upstream signal of the models is
+    /// computed from, each cell against its own seasonal baseline.
+    pub async fn cell_day_series(
+        &self,
+        groups: &[(String, Vec<Cell>)],
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<RecordBatch>, QueryError> {
+        self.require("density")?;
+        let sql = self.grouped_density_sql("series_group_cells", groups, from, to, SeriesGranularity::Day, true)?;
+        Ok(self.context().sql(&sql).await?.collect().await?)
+    }
+
     /// The SQL that [`Self::segment_series`] runs, for `EXPLAIN` and for analysts.
     pub fn segment_series_sql(
         &self,
@@ -188,7 +207,7 @@ impl QuerySession {
     ) -> Result<String, QueryError> {
         let groups: Vec<(String, Vec<Cell>)> =
             cells.segments.iter().map(|s| (s.segment_id.clone(), s.cells.clone())).collect();
-        self.grouped_density_sql("series_segment_cells", &groups, from, to, granularity)
+        self.grouped_density_sql("series_segment_cells", &groups, from, to, granularity, false)
     }
 
     fn require(&self, table: &str) -> Result<(), QueryError> {

@@ -2,7 +2,7 @@
 //! their schemas, and validated ingest that commits once or not at all.
 //!
 //! A store is an `object_store` location (a local folder by default) holding
-//! `<store>/density`, `<store>/arrivals` and, later, `<store>/forecasts` and
+//! `<store>/density`, `<store>/arrivals`, `<store>/forecasts` and
 //! `<store>/backtests`. Every ingest reads and checks all of its input before
 //! it writes anything, and lands as exactly one Delta commit whose metadata
 //! records the content hash of each source file, so that a file ingested
@@ -12,6 +12,7 @@ mod arrivals;
 mod density;
 mod error;
 mod input;
+mod runs;
 mod schema;
 mod store;
 mod summary;
@@ -19,6 +20,7 @@ mod summary;
 pub use arrivals::{ArrivalsIngest, ArrivalsReport, EmptyCounts};
 pub use density::{DEFAULT_SPILL_ENTRIES, DensityIngest, DensityReport, SourceFile};
 pub use error::{Location, StoreError};
+pub use runs::{backtests_schema, forecasts_schema};
 pub use schema::{DEFAULT_K, MIN_K, TableName, arrivals_schema, density_schema};
 pub use store::Store;
 pub use summary::{TableSummary, VersionSummary};

@@ -1,8 +1,9 @@
 //! `stroom demo`: the embedded default run. It simulates two years of
 //! density and arrivals on every shipped route (the Channel route driven by
 //! the real UK arrivals), loads them and the real UK series into a local
-//! store, and shows what the store holds. Running it again reuses the
-//! simulation and finds every file already ingested.
+//! store, shows what the store holds, backtests the models at every
+//! route's destination and forecasts every route. Running it again reuses
+//! the simulation and finds every file already ingested.
 
 use std::path::PathBuf;
 
@@ -10,6 +11,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use stroom_store::{ArrivalsIngest, DEFAULT_K, EmptyCounts, Store};
 
+use crate::forecast::{BacktestArgs, ForecastArgs, Target};
 use crate::simulate::{BackgroundArg, FormArg, SimulateArgs, UK_ARRIVALS};
 
 #[derive(Debug, Args)]
@@ -67,6 +69,23 @@ pub(crate) async fn run(args: &DemoArgs) -> Result<()> {
 
     println!("\n# What the store holds");
     crate::print_tables(&store.summaries().await?);
+
+    let store_url = store_path.to_string_lossy().into_owned();
+    let mut destinations: Vec<String> = Vec::new();
+    for route in crate::routes::load_routes(None)? {
+        let id = route.destination().id.clone();
+        if !destinations.contains(&id) {
+            destinations.push(id);
+        }
+    }
+    for station in &destinations {
+        println!("\n# Backtest at {station}: 20 folds of 14 days, a week apart");
+        let out = args.dir.join("backtests").join(station);
+        crate::forecast::backtest(&BacktestArgs::defaults(&store_url, Target::Station(station.clone()), out)).await?;
+    }
+
+    println!("\n# Forecasts for every route, recorded in the forecasts table");
+    crate::forecast::forecast(&ForecastArgs::defaults(&store_url)).await?;
     println!("\ndemo finished in {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! The `stroom` binary: one command line for every stage of the pipeline.
 
 mod demo;
+mod forecast;
 mod query;
 mod routes;
 mod series;
@@ -42,6 +43,12 @@ enum Command {
     Query(query::QueryArgs),
     /// Density per segment (or around each station) of a route, daily or hourly.
     Series(series::SeriesArgs),
+    /// Rolling-origin backtest of models on one target: forecasts.parquet,
+    /// metrics.csv and run.json, and a run in the store's backtests table.
+    Backtest(forecast::BacktestArgs),
+    /// Forecast the destination of every route (or the given routes or
+    /// targets) and record the run in the store's forecasts table.
+    Forecast(forecast::ForecastArgs),
     /// Write synthetic provider files (density, arrivals) with their ground truth.
     Simulate(simulate::SimulateArgs),
     /// Run the embedded demo: simulate two years on every route, load them and
@@ -124,6 +131,8 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Routes(args) => routes::run(&args),
+        Command::Backtest(args) => forecast::backtest(&args).await,
+        Command::Forecast(args) => forecast::forecast(&args).await,
         Command::Ingest { what } => match what {
             IngestCommand::Density { paths, store, resolution, k } => {
                 ingest_density(&open_store(&store)?, &paths, resolution, k).await.map(|_| ())

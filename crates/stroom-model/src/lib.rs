@@ -1,0 +1,30 @@
+//! Forecasting for stroom, free of I/O: features from daily series (lags,
+//! calendar, trend and the upstream density signal with its lead estimated
+//! from the data), member models behind one trait (naive, seasonal naive,
+//! moving average, MSTL + AutoETS from augurs, and the direct multi-horizon
+//! ElasticNet from linfa), an ensemble and an automatic choice, quantiles
+//! and intervals calibrated from out-of-sample residuals, metrics with
+//! utilsforecast's conventions, and rolling-origin backtests with
+//! statsforecast's fold convention.
+//!
+//! Callers read the store and pass [`SeriesInput`]s in; everything here is
+//! a pure function of its inputs.
+
+mod backtest;
+mod error;
+pub mod features;
+mod forecast;
+pub mod metrics;
+mod models;
+
+pub use backtest::{Backtest, BacktestRow, Folds, MetricsRow, backtest, last_known, rows_of, summarise};
+pub use error::ModelError;
+pub use features::{Lead, density_excess, estimate_lead};
+pub use forecast::{
+    CutoffForecast, ForecastParams, ModelForecast, Step, ValidForecastParams, conformal_quantile, forecast_at,
+};
+pub use metrics::Metrics;
+pub use models::{
+    BaselineParams, BaselineValidParams, ElasticNetParams, ElasticNetValidParams, EtsParams, EtsValidParams,
+    Forecaster, MemberRun, ModelKind, SeriesInput, UpstreamSignal,
+};
