@@ -299,7 +299,8 @@ impl Forecaster for EtsValidParams {
 /// counts (linfa-elasticnet), with standardised features.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ElasticNetParams {
-    /// Candidate penalties; the one with the lowest calibration error is used.
+    /// Candidate penalties; the one with the lowest error on the selection
+    /// origins (before the calibration origins) is used.
     pub penalties: Vec<f64>,
     pub l1_ratio: f64,
     /// Most days of training rows (the most recent ones).
@@ -313,7 +314,7 @@ pub struct ElasticNetParams {
 impl Default for ElasticNetParams {
     fn default() -> Self {
         Self {
-            penalties: vec![0.001, 0.01, 0.05, 0.2, 1.0],
+            penalties: vec![0.001, 0.01, 0.05, 0.2],
             l1_ratio: 0.5,
             max_train_days: 1095,
             upstream: true,
@@ -489,38 +490,51 @@ impl Forecaster for ElasticNetValidParams {
     ) -> Result<MemberRun, ModelError> {
         let (design, leads) = self.design(input, cutoff);
         let target_log = features::log1p(&input.target);
-        // The calibration fit sees only targets up to the earliest calibration
-        // origin; each candidate penalty is scored on the calibration origins,
-        // and the best one is used for the forecast.
-        let earliest = calibration_origins.iter().copied().min();
-        let mut best: Option<(f64, f64, Vec<Vec<f64>>)> = None;
-        if let Some(earliest) = earliest {
-            let (early_design, _) = self.design(input, earliest);
-            for &penalty in &self.0.penalties {
-                let fits = self.fit(&early_design, &target_log, earliest, horizon, penalty)?;
-                let preds: Vec<Vec<f64>> =
-                    calibration_origins.iter().map(|&o| self.predict(&early_design, &fits, o)).collect();
-                let mut error = 0.0;
-                let mut n = 0usize;
-                for (&o, p) in calibration_origins.iter().zip(&preds) {
-                    for (h, f) in p.iter().enumerate() {
-                        let actual = input.target.get(o + h + 1).copied().unwrap_or(f64::NAN);
-                        if actual.is_finite() && f.is_finite() {
-                            error += (actual.ln_1p() - f.ln_1p()).abs();
-                            n += 1;
+        // The penalty is chosen on selection origins: the calibration origins
+        // moved back by the span they cover, scored by a fit that saw targets
+        // up to the earliest of them. The calibration forecasts then come from
+        // a fit on targets up to the earliest calibration origin with that
+        // penalty, so that the residuals that set the intervals were not used
+        // to choose it.
+        let mut penalty = self.0.penalties[0];
+        let mut calibration = Vec::new();
+        if let (Some(earliest), Some(latest)) =
+            (calibration_origins.iter().copied().min(), calibration_origins.iter().copied().max())
+        {
+            let span = latest - earliest + 1;
+            let selection: Vec<usize> = calibration_origins
+                .iter()
+                .filter_map(|o| o.checked_sub(span))
+                .filter(|&o| o >= ROW_HISTORY + 28)
+                .collect();
+            if self.0.penalties.len() > 1 && selection.len() >= 5 {
+                let first = selection.iter().copied().min().unwrap_or(earliest);
+                let (select_design, _) = self.design(input, first);
+                let mut best = f64::INFINITY;
+                for &candidate in &self.0.penalties {
+                    let fits = self.fit(&select_design, &target_log, first, horizon, candidate)?;
+                    let mut error = 0.0;
+                    let mut n = 0usize;
+                    for &o in &selection {
+                        for (h, f) in self.predict(&select_design, &fits, o).iter().enumerate() {
+                            let actual = input.target.get(o + h + 1).copied().unwrap_or(f64::NAN);
+                            if actual.is_finite() && f.is_finite() {
+                                error += (actual.max(0.0).ln_1p() - f.ln_1p()).abs();
+                                n += 1;
+                            }
                         }
                     }
-                }
-                let error = if n > 0 { error / n as f64 } else { f64::INFINITY };
-                if best.as_ref().is_none_or(|b| error < b.1) {
-                    best = Some((penalty, error, preds));
+                    let error = if n > 0 { error / n as f64 } else { f64::INFINITY };
+                    if error < best {
+                        best = error;
+                        penalty = candidate;
+                    }
                 }
             }
+            let (early_design, _) = self.design(input, earliest);
+            let fits = self.fit(&early_design, &target_log, earliest, horizon, penalty)?;
+            calibration = calibration_origins.iter().map(|&o| self.predict(&early_design, &fits, o)).collect();
         }
-        let (penalty, calibration) = match best {
-            Some((penalty, _, preds)) => (penalty, preds),
-            None => (self.0.penalties[0], Vec::new()),
-        };
         let fits = self.fit(&design, &target_log, cutoff, horizon, penalty)?;
         Ok(MemberRun { point: self.predict(&design, &fits, cutoff), calibration, leads })
     }
