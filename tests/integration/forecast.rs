@@ -202,6 +202,11 @@ fn forecasts_are_recorded_with_their_vintage() {
         &[&format!("{store}/forecasts")],
     );
     assert_eq!(summary.trim(), "7 2026-08-18 1 7");
+    // The store's summary shows the run.
+    let tables = stroom(&["tables", "--store", &store]);
+    let text = String::from_utf8_lossy(&tables.stdout);
+    assert!(tables.status.success(), "{text}\n{}", String::from_utf8_lossy(&tables.stderr));
+    assert!(text.contains("forecasts") && text.contains("runs 1"), "{text}");
 }
 
 #[test]

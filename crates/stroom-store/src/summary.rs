@@ -61,7 +61,9 @@ impl Store {
                 TableName::Arrivals => {
                     "SELECT count(*), CAST(min(date) AS VARCHAR), CAST(max(date) AS VARCHAR), count(DISTINCT station), sum(CAST(count AS BIGINT)) FROM t"
                 }
-                _ => "SELECT count(*), NULL, NULL, NULL, NULL FROM t",
+                TableName::Forecasts | TableName::Backtests => {
+                    "SELECT count(*), CAST(min(date) AS VARCHAR), CAST(max(date) AS VARCHAR), count(DISTINCT run_id), count(DISTINCT target) FROM t"
+                }
             };
             let ctx = SessionContext::new();
             table.update_datafusion_session(&ctx.state()).map_err(StoreError::delta(name.as_str()))?;
@@ -93,7 +95,10 @@ impl Store {
                     facts.push(("stations".into(), value(3).unwrap_or_default()));
                     facts.push(("people counted".into(), value(4).unwrap_or_default()));
                 }
-                _ => {}
+                TableName::Forecasts | TableName::Backtests => {
+                    facts.push(("runs".into(), value(3).unwrap_or_default()));
+                    facts.push(("targets".into(), value(4).unwrap_or_default()));
+                }
             }
             summaries.push(TableSummary {
                 table: name,
