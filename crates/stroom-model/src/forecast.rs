@@ -240,16 +240,7 @@ pub fn forecast_at(
                 .collect()
         };
         let point = mean_of(&|r| &r.point);
-        let calibration = (0..origins.len())
-            .map(|j| {
-                (0..h)
-                    .map(|i| {
-                        ensemble_members.iter().map(|k| runs[k].calibration[j][i]).sum::<f64>()
-                            / ensemble_members.len() as f64
-                    })
-                    .collect()
-            })
-            .collect();
+        let calibration = (0..origins.len()).map(|j| mean_of(&|r| &r.calibration[j])).collect();
         runs.insert(ModelKind::Ensemble, MemberRun { point, calibration, leads: Vec::new() });
     }
 
@@ -260,7 +251,10 @@ pub fn forecast_at(
             return Some(f.clone());
         }
         let run = runs.get(&kind)?;
-        let f = calibrate(kind, run, &origins, &|o, s| actual(o, s), p.calibration_pool, scale.0);
+        let mut f = calibrate(kind, run, &origins, &|o, s| actual(o, s), p.calibration_pool, scale.0);
+        if kind == ModelKind::Ensemble {
+            f.members = ensemble_members.clone();
+        }
         cache.insert(kind, f.clone());
         Some(f)
     };
@@ -284,17 +278,9 @@ pub fn forecast_at(
                         input.date(cutoff)
                     )));
                 }
-                let Some(mut f) = calibrated(kind) else { continue };
-                if kind == ModelKind::Ensemble {
-                    f.members = ensemble_members.clone();
-                }
+                let Some(f) = calibrated(kind) else { continue };
                 out.push(f);
             }
-        }
-    }
-    for f in &mut out {
-        if f.chosen == Some(ModelKind::Ensemble) {
-            f.members = ensemble_members.clone();
         }
     }
     Ok(CutoffForecast { cutoff, forecasts: out, leads, scale })
@@ -326,15 +312,15 @@ fn calibrate(
             }
         }
     }
-    // Median shift per horizon, for the calibration MASE of the median.
-    let pooled = |step: usize| -> Vec<f64> {
-        let from = step.saturating_sub(pool);
-        let to = (step + pool).min(h - 1);
-        let mut all: Vec<f64> = residuals[from..=to].iter().flatten().copied().collect();
+    // Residuals of horizons h ± pool, sorted, per horizon.
+    let pooled = |per_step: &[Vec<f64>], step: usize| -> Vec<f64> {
+        let mut all: Vec<f64> =
+            per_step[step.saturating_sub(pool)..=(step + pool).min(h - 1)].iter().flatten().copied().collect();
         all.sort_by(f64::total_cmp);
         all
     };
-    let pools: Vec<Vec<f64>> = (0..h).map(pooled).collect();
+    let pools: Vec<Vec<f64>> = (0..h).map(|step| pooled(&residuals, step)).collect();
+    // Median shift per horizon, for the calibration MASE of the median.
     for (&o, preds) in origins.iter().zip(&run.calibration) {
         for (step, f) in preds.iter().enumerate() {
             let a = actual(o, step);
@@ -359,9 +345,7 @@ fn calibrate(
             // The mean: the point forecast corrected by the mean calibration
             // error on the count scale (a back-transformed log mean explodes on
             // intermittent series).
-            let from = step.saturating_sub(pool);
-            let to = (step + pool).min(h - 1);
-            let errors: Vec<f64> = raw[from..=to].iter().flatten().copied().collect();
+            let errors = pooled(&raw, step);
             let mean = if learned && !errors.is_empty() {
                 (f + errors.iter().sum::<f64>() / errors.len() as f64).max(0.0)
             } else {

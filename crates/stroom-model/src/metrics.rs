@@ -260,7 +260,7 @@ mod tests {
     fn seasonal_naive_scale_skips_unknown_days() {
         let train = [1.0, 2.0, f64::NAN, 4.0, 3.0, 6.0, 2.0];
         let (abs, sq) = seasonal_naive_scale(&train, 2).expect("pairs exist");
-        // Pairs: (2,0): 0 → wait: t=2 NaN skipped; t=3: 4−2=2; t=4: NaN−… skipped; t=5: 6−4=2; t=6: 2−3=−1.
+        // m = 2: t=2 is NaN (skipped), t=3: 4−2=2, t=4: 3−NaN (skipped), t=5: 6−4=2, t=6: 2−3=−1.
         assert!((abs - 5.0 / 3.0).abs() < 1e-12);
         assert!((sq - 9.0 / 3.0).abs() < 1e-12);
         assert!(seasonal_naive_scale(&[1.0, 2.0], 7).is_none());

@@ -20,7 +20,7 @@ mod summary;
 pub use arrivals::{ArrivalsIngest, ArrivalsReport, EmptyCounts};
 pub use density::{DEFAULT_SPILL_ENTRIES, DensityIngest, DensityReport, SourceFile};
 pub use error::{Location, StoreError};
-pub use runs::{backtests_schema, forecasts_schema};
+pub use runs::{RUN_VALUE_COLUMNS, backtests_schema, forecasts_schema};
 pub use schema::{DEFAULT_K, MIN_K, TableName, arrivals_schema, density_schema};
 pub use store::Store;
 pub use summary::{TableSummary, VersionSummary};

@@ -15,7 +15,8 @@ use serde_json::Value;
 use crate::store::COMMIT_METADATA_KEY;
 use crate::{Store, StoreError, TableName};
 
-const QUANTILES: [&str; 8] = ["mean", "q10", "q50", "q90", "lo80", "hi80", "lo95", "hi95"];
+/// The value columns of a forecast row, in table order.
+pub const RUN_VALUE_COLUMNS: [&str; 8] = ["mean", "q10", "q50", "q90", "lo80", "hi80", "lo95", "hi95"];
 
 fn run_fields(with_actual: bool) -> Vec<Field> {
     let mut fields = vec![
@@ -31,7 +32,7 @@ fn run_fields(with_actual: bool) -> Vec<Field> {
     if with_actual {
         fields.push(Field::new("actual", DataType::Float64, true));
     }
-    fields.extend(QUANTILES.iter().map(|q| Field::new(*q, DataType::Float64, false)));
+    fields.extend(RUN_VALUE_COLUMNS.iter().map(|q| Field::new(*q, DataType::Float64, false)));
     fields
 }
 

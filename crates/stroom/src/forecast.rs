@@ -21,7 +21,7 @@ use stroom_model::{
     ValidForecastParams,
 };
 use stroom_query::{QuerySession, Vintage};
-use stroom_store::{Store, TableName, backtests_schema, forecasts_schema};
+use stroom_store::{RUN_VALUE_COLUMNS, Store, TableName, backtests_schema, forecasts_schema};
 
 use crate::routes::load_routes;
 
@@ -276,18 +276,21 @@ fn upstream_groups(target: &Target, routes: &[Route]) -> Result<(String, Vec<(St
     Ok((station, groups))
 }
 
-/// Reads the target's daily arrivals and the density excess of its
-/// upstream segments from one vintage of the store.
-async fn load(store: &Store, target: &Target, routes: &[Route], vintage: Option<Vintage>) -> Result<Loaded> {
+/// A target's station and its upstream segments' cells, as
+/// [`upstream_groups`] gives them.
+type Groups = (String, Vec<(String, Vec<Cell>)>);
+
+/// Reads the target's daily arrivals (at `station`) and the density excess
+/// of its upstream segments (`groups`) from one vintage of the store.
+async fn load(store: &Store, (station, groups): &Groups, vintage: Option<Vintage>) -> Result<Loaded> {
     let session = QuerySession::open(store, vintage).await?;
     if !session.has_table("arrivals") {
         bail!("the store has no arrivals table{}", if vintage.is_some() { " in that vintage" } else { "" });
     }
-    let (station, groups) = upstream_groups(target, routes)?;
     let far_past = NaiveDate::from_ymd_opt(1900, 1, 1).expect("a date");
     let far_future = NaiveDate::from_ymd_opt(2200, 1, 1).expect("a date");
     let mut days: BTreeMap<NaiveDate, f64> = BTreeMap::new();
-    for batch in session.arrivals_series(&station, far_past, far_future).await? {
+    for batch in session.arrivals_series(station, far_past, far_future).await? {
         let dates = batch.column(0).as_primitive::<Date32Type>();
         let counts = batch.column(1).as_primitive::<Int32Type>();
         for i in 0..batch.num_rows() {
@@ -305,7 +308,7 @@ async fn load(store: &Store, target: &Target, routes: &[Route], vintage: Option<
 
     let mut upstream = Vec::new();
     if session.has_table("density") && !groups.is_empty() {
-        let batches = session.cell_day_series(&groups, start, end + chrono::Duration::days(1)).await?;
+        let batches = session.cell_day_series(groups, start, end + chrono::Duration::days(1)).await?;
         // name → cell → day index → devices; and the days the store covers.
         let mut cells: BTreeMap<String, BTreeMap<i64, Vec<(usize, f64)>>> = BTreeMap::new();
         let mut covered: Option<(usize, usize)> = None;
@@ -326,7 +329,7 @@ async fn load(store: &Store, target: &Target, routes: &[Route], vintage: Option<
             }
         }
         if let Some((first, last)) = covered {
-            for (name, group) in &groups {
+            for (name, group) in groups {
                 let Some(found) = cells.get(name) else { continue };
                 let matrix: Vec<Vec<f64>> = group
                     .iter()
@@ -361,10 +364,11 @@ pub(crate) async fn backtest(args: &BacktestArgs) -> Result<()> {
     let models = ModelKind::parse_list(&args.models)?;
     let params = args.options.params(models.clone())?;
     let folds = Folds { horizon: args.options.horizon, folds: args.folds, step: args.step };
-    let mut latest = load(&store, &args.target, &routes, None).await?;
+    let groups = upstream_groups(&args.target, &routes)?;
+    let mut latest = load(&store, &groups, None).await?;
     latest.input.holidays = args.options.holidays.clone();
     let result = if args.vintage {
-        backtest_on_vintages(&store, &args.target, &routes, &latest.input, folds, &params, &args.options).await?
+        backtest_on_vintages(&store, &groups, &latest.input, folds, &params, &args.options).await?
     } else {
         stroom_model::backtest(&latest.input, folds, &params)?
     };
@@ -443,8 +447,7 @@ pub(crate) async fn backtest(args: &BacktestArgs) -> Result<()> {
 /// cutoff day; actuals come from the latest data.
 async fn backtest_on_vintages(
     store: &Store,
-    target: &Target,
-    routes: &[Route],
+    groups: &Groups,
     latest: &SeriesInput,
     folds: Folds,
     params: &ValidForecastParams,
@@ -457,7 +460,7 @@ async fn backtest_on_vintages(
     for &cutoff in &cutoffs {
         let date = latest.date(cutoff);
         let end_of_day = (date + chrono::Duration::days(1)).and_hms_opt(0, 0, 0).expect("midnight").and_utc();
-        let mut loaded = load(store, target, routes, Some(Vintage::AsOf(end_of_day)))
+        let mut loaded = load(store, groups, Some(Vintage::AsOf(end_of_day)))
             .await
             .with_context(|| format!("reading the vintage of {date}"))?;
         loaded.input.holidays = options.holidays.clone();
@@ -505,7 +508,7 @@ pub(crate) async fn forecast(args: &ForecastArgs) -> Result<()> {
     let mut vintage = Value::Null;
     let mut summaries = Vec::new();
     for target in &targets {
-        let mut loaded = load(&store, target, &routes, None).await?;
+        let mut loaded = load(&store, &upstream_groups(target, &routes)?, None).await?;
         loaded.input.holidays = args.options.holidays.clone();
         vintage = versions_json(&loaded.versions);
         let cutoff = stroom_model::last_known(&loaded.input).context("the series has no known value")?;
@@ -652,8 +655,11 @@ fn write_metrics_csv(path: &Path, metrics: &[MetricsRow]) -> Result<()> {
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
 }
 
-fn float_column(rows: &[BacktestRow], pick: impl Fn(&BacktestRow) -> f64) -> Arc<Float64Array> {
-    Arc::new(Float64Array::from_iter_values(rows.iter().map(pick)))
+/// The columns of [`RUN_VALUE_COLUMNS`], in that order.
+fn value_columns(rows: &[BacktestRow]) -> Vec<Arc<dyn Array>> {
+    let picks: [fn(&BacktestRow) -> f64; 8] =
+        [|r| r.mean, |r| r.q10, |r| r.q50, |r| r.q90, |r| r.lo80, |r| r.hi80, |r| r.lo95, |r| r.hi95];
+    picks.iter().map(|pick| Arc::new(Float64Array::from_iter_values(rows.iter().map(pick))) as Arc<dyn Array>).collect()
 }
 
 /// `forecasts.parquet` of a backtest: target, model, cutoff, date, horizon,
@@ -667,31 +673,22 @@ fn write_forecasts_parquet(path: &Path, target: &str, rows: &[BacktestRow]) -> R
         Field::new("horizon", DataType::Int32, false),
         Field::new("actual", DataType::Float64, true),
     ];
-    for q in ["mean", "q10", "q50", "q90", "lo80", "hi80", "lo95", "hi95"] {
+    for q in RUN_VALUE_COLUMNS {
         fields.push(Field::new(q, DataType::Float64, false));
     }
     fields.push(Field::new("chosen", DataType::Utf8, true));
     let schema = Arc::new(Schema::new(fields));
-    let batch = RecordBatch::try_new(
-        schema.clone(),
-        vec![
-            Arc::new(StringArray::from_iter_values(rows.iter().map(|_| target))),
-            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.model.as_str()))),
-            Arc::new(Date32Array::from_iter_values(rows.iter().map(|r| stroom_core::date_to_days(r.cutoff)))),
-            Arc::new(Date32Array::from_iter_values(rows.iter().map(|r| stroom_core::date_to_days(r.date)))),
-            Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.horizon as i32))),
-            Arc::new(Float64Array::from_iter(rows.iter().map(|r| r.actual.is_finite().then_some(r.actual)))),
-            float_column(rows, |r| r.mean),
-            float_column(rows, |r| r.q10),
-            float_column(rows, |r| r.q50),
-            float_column(rows, |r| r.q90),
-            float_column(rows, |r| r.lo80),
-            float_column(rows, |r| r.hi80),
-            float_column(rows, |r| r.lo95),
-            float_column(rows, |r| r.hi95),
-            Arc::new(StringArray::from_iter(rows.iter().map(|r| r.chosen.as_deref()))),
-        ],
-    )?;
+    let mut columns: Vec<Arc<dyn Array>> = vec![
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|_| target))),
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.model.as_str()))),
+        Arc::new(Date32Array::from_iter_values(rows.iter().map(|r| stroom_core::date_to_days(r.cutoff)))),
+        Arc::new(Date32Array::from_iter_values(rows.iter().map(|r| stroom_core::date_to_days(r.date)))),
+        Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.horizon as i32))),
+        Arc::new(Float64Array::from_iter(rows.iter().map(|r| r.actual.is_finite().then_some(r.actual)))),
+    ];
+    columns.extend(value_columns(rows));
+    columns.push(Arc::new(StringArray::from_iter(rows.iter().map(|r| r.chosen.as_deref()))));
+    let batch = RecordBatch::try_new(schema.clone(), columns)?;
     let file = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
     let mut writer = ArrowWriter::try_new(file, schema, None)?;
     writer.write(&batch)?;
@@ -716,13 +713,6 @@ fn run_batch(run_id: &str, target: &str, rows: &[BacktestRow], with_actual: bool
     if with_actual {
         columns.push(Arc::new(Float64Array::from_iter(rows.iter().map(|r| r.actual.is_finite().then_some(r.actual)))));
     }
-    columns.push(float_column(rows, |r| r.mean));
-    columns.push(float_column(rows, |r| r.q10));
-    columns.push(float_column(rows, |r| r.q50));
-    columns.push(float_column(rows, |r| r.q90));
-    columns.push(float_column(rows, |r| r.lo80));
-    columns.push(float_column(rows, |r| r.hi80));
-    columns.push(float_column(rows, |r| r.lo95));
-    columns.push(float_column(rows, |r| r.hi95));
+    columns.extend(value_columns(rows));
     Ok(RecordBatch::try_new(schema, columns)?)
 }
