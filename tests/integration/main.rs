@@ -3,10 +3,12 @@
 //! the reference Python packages (`h3`, `deltalake`, `utilsforecast` through
 //! its fixture) where a test compares.
 
+mod api;
 mod bad_input;
 mod forecast;
 mod h3_reference;
 mod ingest;
+mod maps;
 mod query;
 mod routes;
 mod simulator;

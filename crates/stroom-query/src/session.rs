@@ -9,7 +9,7 @@ use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
 use datafusion::execution::context::SQLOptions;
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
-use stroom_store::{Store, TableName, arrivals_schema, density_schema};
+use stroom_store::{Store, TableName, arrivals_schema, backtests_schema, density_schema, forecasts_schema};
 
 use crate::{QueryError, register_h3_functions};
 
@@ -26,6 +26,7 @@ pub enum Vintage {
 pub struct QuerySession {
     ctx: SessionContext,
     versions: BTreeMap<&'static str, u64>,
+    run_versions: BTreeMap<&'static str, u64>,
 }
 
 impl std::fmt::Debug for QuerySession {
@@ -42,7 +43,8 @@ pub fn read_only_options() -> SQLOptions {
 
 impl QuerySession {
     /// Opens a session over every table of the store, at the latest version
-    /// or at `vintage`.
+    /// or at `vintage`: `density` (and its files, `density_files`),
+    /// `arrivals`, and the model runs `forecasts` and `backtests`.
     pub async fn open(store: &Store, vintage: Option<Vintage>) -> Result<Self, QueryError> {
         // Files are split into contiguous groups, one per partition; a time
         // filter then leaves whole groups empty. More partitions than cores
@@ -58,7 +60,8 @@ impl QuerySession {
         register_h3_functions(&mut state)?;
         let ctx = SessionContext::new_with_state(state);
         let mut versions = BTreeMap::new();
-        for name in [TableName::Density, TableName::Arrivals] {
+        let mut run_versions = BTreeMap::new();
+        for name in [TableName::Density, TableName::Arrivals, TableName::Forecasts, TableName::Backtests] {
             let Some(mut table) = store.table(name).await? else { continue };
             let delta_error = |source| QueryError::Delta { table: name.as_str().into(), source };
             match vintage {
@@ -88,6 +91,8 @@ impl QuerySession {
             let uris: Vec<String> = table.get_file_uris().map_err(delta_error)?.collect();
             let (file_schema, files_name) = match name {
                 TableName::Density => (without_partitions(&density_schema(), &["day"]), "density_files"),
+                TableName::Forecasts => (forecasts_schema(), "forecasts"),
+                TableName::Backtests => (backtests_schema(), "backtests"),
                 _ => (arrivals_schema(), "arrivals"),
             };
             ctx.register_table(files_name, parquet_files(uris, file_schema)?)?;
@@ -98,9 +103,13 @@ impl QuerySession {
                 ctx.sql("CREATE VIEW density AS SELECT cell, ts, count, CAST(ts AS DATE) AS day FROM density_files")
                     .await?;
             }
-            versions.insert(name.as_str(), version);
+            if matches!(name, TableName::Forecasts | TableName::Backtests) {
+                run_versions.insert(name.as_str(), version);
+            } else {
+                versions.insert(name.as_str(), version);
+            }
         }
-        Ok(Self { ctx, versions })
+        Ok(Self { ctx, versions, run_versions })
     }
 
     /// The DataFusion context, for callers that build their own plans.
@@ -108,8 +117,8 @@ impl QuerySession {
         &self.ctx
     }
 
-    /// The version of each registered table: the data vintage of every
-    /// answer this session gives.
+    /// The version of each registered data table (`density`, `arrivals`):
+    /// the data vintage of every answer this session gives.
     pub fn versions(&self) -> &BTreeMap<&'static str, u64> {
         &self.versions
     }
@@ -131,9 +140,14 @@ impl QuerySession {
         }
     }
 
+    /// The version of each registered run table (`forecasts`, `backtests`).
+    pub fn run_versions(&self) -> &BTreeMap<&'static str, u64> {
+        &self.run_versions
+    }
+
     /// Whether a table is registered.
     pub fn has_table(&self, name: &str) -> bool {
-        self.versions.contains_key(name)
+        self.versions.contains_key(name) || self.run_versions.contains_key(name)
     }
 }
 

@@ -106,6 +106,26 @@ impl Store {
     }
 }
 
+impl Store {
+    /// The stroom metadata of every commit of a table, newest first; empty
+    /// when the table does not exist.
+    pub async fn commit_history(&self, name: TableName) -> Result<Vec<Value>, StoreError> {
+        match self.table(name).await? {
+            Some(table) => commit_metadata(&table, name).await,
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// The store's privacy threshold: the largest k any density ingest used
+    /// (counts below it were suppressed), or the default when nothing was
+    /// ingested yet.
+    pub async fn privacy_k(&self) -> Result<u32, StoreError> {
+        let ks = self.commit_history(TableName::Density).await?;
+        let k = ks.iter().filter_map(|m| m.get("k").and_then(Value::as_u64)).max();
+        Ok(k.and_then(|k| u32::try_from(k).ok()).unwrap_or(crate::DEFAULT_K))
+    }
+}
+
 /// The stroom metadata of every commit of a table, newest first.
 pub(crate) async fn commit_metadata(table: &DeltaTable, name: TableName) -> Result<Vec<Value>, StoreError> {
     let infos: Vec<_> = table.history(None).try_collect().await.map_err(StoreError::delta(name.as_str()))?;

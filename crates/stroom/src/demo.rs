@@ -11,7 +11,10 @@ use anyhow::{Context, Result};
 use clap::Args;
 use stroom_store::{ArrivalsIngest, DEFAULT_K, EmptyCounts, Store};
 
+use stroom_api::{KeyFile, MapFormat, Role};
+
 use crate::forecast::{BacktestArgs, ForecastArgs, Target};
+use crate::serve::ServeArgs;
 use crate::simulate::{BackgroundArg, FormArg, SimulateArgs, UK_ARRIVALS};
 
 #[derive(Debug, Args)]
@@ -19,6 +22,12 @@ pub(crate) struct DemoArgs {
     /// Working folder: DIR/sim holds the simulated provider files, DIR/store the store.
     #[arg(long, default_value = "stroom-demo")]
     dir: PathBuf,
+    /// Address the API is served on at the end.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    addr: std::net::SocketAddr,
+    /// Stop after the briefings instead of serving the API.
+    #[arg(long)]
+    no_serve: bool,
 }
 
 pub(crate) async fn run(args: &DemoArgs) -> Result<()> {
@@ -81,11 +90,64 @@ pub(crate) async fn run(args: &DemoArgs) -> Result<()> {
     for station in &destinations {
         println!("\n# Backtest at {station}: 20 folds of 14 days, a week apart");
         let out = args.dir.join("backtests").join(station);
-        crate::forecast::backtest(&BacktestArgs::defaults(&store_url, Target::Station(station.clone()), out)).await?;
+        crate::forecast::backtest(&BacktestArgs::defaults(&store_url, Target::Station(station.clone()), Some(out)))
+            .await?;
     }
 
     println!("\n# Forecasts for every route, recorded in the forecasts table");
     crate::forecast::forecast(&ForecastArgs::defaults(&store_url)).await?;
+
+    println!("\n# Briefing pages and maps of every route");
+    let briefings = args.dir.join("briefings");
+    std::fs::create_dir_all(&briefings).with_context(|| format!("creating {}", briefings.display()))?;
+    let routes = crate::routes::load_routes(None)?;
+    for route in &routes {
+        for (format, extension) in [(MapFormat::Html, "html"), (MapFormat::Png, "png"), (MapFormat::GeoJson, "geojson")]
+        {
+            let path = briefings.join(format!("{}.{extension}", route.id));
+            match crate::export::render(&store, route, None, format).await {
+                Ok(bytes) => std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?,
+                Err(error) => {
+                    println!("{}: no {extension} ({error})", route.id);
+                    continue;
+                }
+            }
+            if format == MapFormat::Html {
+                let absolute = std::fs::canonicalize(&path).unwrap_or(path.clone());
+                println!("{:<22} file://{}", route.id, absolute.display());
+            }
+        }
+    }
     println!("\ndemo finished in {:.1} s", started.elapsed().as_secs_f64());
-    Ok(())
+    if args.no_serve {
+        return Ok(());
+    }
+
+    println!("\n# The REST API");
+    let keys = args.dir.join("keys.toml");
+    let created = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let (token, _) = KeyFile::create_key(&keys, Role::Viewer, None, created)?;
+    let serve = ServeArgs {
+        store: store_url.clone(),
+        addr: args.addr,
+        keys,
+        audit: args.dir.join("audit.jsonl"),
+        routes: None,
+    };
+    crate::serve::serve(&serve, |addr| {
+        println!("viewer token (also in no file; {} holds only its hash):\n  {token}", serve.keys.display());
+        println!("try:");
+        let base = format!("http://{addr}");
+        println!("  curl {base}/healthz");
+        println!("  curl -H 'Authorization: Bearer {token}' {base}/v1/routes");
+        for route in &routes {
+            println!("  curl -H 'Authorization: Bearer {token}' {base}/v1/routes/{}/forecast", route.id);
+        }
+        println!("briefing pages over the API (same header):");
+        for route in &routes {
+            println!("  {base}/v1/routes/{}/briefing.html", route.id);
+        }
+        println!("the contract: {base}/openapi.json; stop with Ctrl-C");
+    })
+    .await
 }

@@ -140,10 +140,10 @@ pub(crate) struct BacktestArgs {
     /// Models, comma-separated: auto, ensemble, elasticnet, elasticnet_univariate, ets,
     /// moving_average, seasonal_naive, naive.
     #[arg(long, default_value = "auto,ensemble,elasticnet,ets,moving_average,seasonal_naive,naive")]
-    models: String,
+    pub(crate) models: String,
     /// Output folder for forecasts.parquet, metrics.csv and run.json.
-    #[arg(long)]
-    out: PathBuf,
+    #[arg(long, required = true)]
+    out: Option<PathBuf>,
     /// Fit each fold on the data vintage that existed at the end of its cutoff day
     /// (Delta time travel), instead of the latest data.
     #[arg(long)]
@@ -153,6 +153,9 @@ pub(crate) struct BacktestArgs {
     no_record: bool,
     #[command(flatten)]
     options: ModelOptions,
+    /// Print nothing (the API's jobs).
+    #[arg(skip)]
+    quiet: bool,
 }
 
 #[derive(Debug, Args)]
@@ -175,6 +178,9 @@ pub(crate) struct ForecastArgs {
     no_record: bool,
     #[command(flatten)]
     options: ModelOptions,
+    /// Print nothing (the API's jobs).
+    #[arg(skip)]
+    pub(crate) quiet: bool,
 }
 
 impl ModelOptions {
@@ -193,7 +199,7 @@ impl ModelOptions {
 
 impl BacktestArgs {
     /// The command line's defaults for one target (the demo's backtests).
-    pub(crate) fn defaults(store: &str, target: Target, out: PathBuf) -> Self {
+    pub(crate) fn defaults(store: &str, target: Target, out: Option<PathBuf>) -> Self {
         Self {
             store: store.to_owned(),
             target,
@@ -204,11 +210,50 @@ impl BacktestArgs {
             vintage: false,
             no_record: false,
             options: ModelOptions::defaults(),
+            quiet: false,
         }
+    }
+
+    /// A backtest asked for through the API: recorded, printed nowhere, no files.
+    pub(crate) fn for_api(
+        store: &str,
+        target: Target,
+        horizon: usize,
+        folds: usize,
+        step: usize,
+        models: String,
+    ) -> Self {
+        let mut args = Self::defaults(store, target, None);
+        args.options.horizon = horizon;
+        args.folds = folds;
+        args.step = step;
+        args.models = models;
+        args.quiet = true;
+        args
+    }
+
+    /// Reads routes from `folder` instead of the shipped ones.
+    pub(crate) fn with_routes(mut self, folder: Option<PathBuf>) -> Self {
+        self.options.routes = folder;
+        self
+    }
+
+    /// Checks the options without reading the store.
+    pub(crate) fn check(&self) -> Result<()> {
+        let models = ModelKind::parse_list(&self.models)?;
+        self.options.params(models)?;
+        Folds { horizon: self.options.horizon, folds: self.folds, step: self.step };
+        Ok(())
     }
 }
 
 impl ForecastArgs {
+    /// Reads routes from `folder` instead of the shipped ones.
+    pub(crate) fn with_routes(mut self, folder: Option<PathBuf>) -> Self {
+        self.options.routes = folder;
+        self
+    }
+
     /// The command line's defaults: every route, model `auto`.
     pub(crate) fn defaults(store: &str) -> Self {
         Self {
@@ -218,6 +263,7 @@ impl ForecastArgs {
             model: "auto".into(),
             no_record: false,
             options: ModelOptions::defaults(),
+            quiet: false,
         }
     }
 }
@@ -357,7 +403,15 @@ fn versions_json(versions: &BTreeMap<&'static str, u64>) -> Value {
     Value::Object(versions.iter().map(|(k, v)| ((*k).to_owned(), json!(v))).collect())
 }
 
-pub(crate) async fn backtest(args: &BacktestArgs) -> Result<()> {
+/// A recorded run: its id and the metadata committed with it.
+#[derive(Debug)]
+pub(crate) struct RunOutcome {
+    pub(crate) run_id: String,
+    pub(crate) run: Value,
+    pub(crate) targets: Vec<String>,
+}
+
+pub(crate) async fn backtest(args: &BacktestArgs) -> Result<RunOutcome> {
     let started = std::time::Instant::now();
     let store = crate::open_store(&args.store)?;
     let routes = load_routes(args.options.routes.as_deref())?;
@@ -374,9 +428,11 @@ pub(crate) async fn backtest(args: &BacktestArgs) -> Result<()> {
     };
     let run_id = uuid::Uuid::new_v4().to_string();
     let target = args.target.to_string();
-    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
-    write_forecasts_parquet(&args.out.join("forecasts.parquet"), &target, &result.rows)?;
-    write_metrics_csv(&args.out.join("metrics.csv"), &result.metrics)?;
+    if let Some(out) = &args.out {
+        std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+        write_forecasts_parquet(&out.join("forecasts.parquet"), &target, &result.rows)?;
+        write_metrics_csv(&out.join("metrics.csv"), &result.metrics)?;
+    }
     let leads: Vec<Value> = result
         .folds
         .last()
@@ -423,24 +479,32 @@ pub(crate) async fn backtest(args: &BacktestArgs) -> Result<()> {
         "auto_choices": chosen,
         "metrics": overall,
     });
-    std::fs::write(args.out.join("run.json"), serde_json::to_string_pretty(&run)?)
-        .with_context(|| format!("writing {}", args.out.join("run.json").display()))?;
-    print_metrics(&target, &result, &chosen);
-    println!(
-        "\nbacktest: {} folds × {} days, cutoffs {} .. {}, {:.1} s",
-        folds.folds,
-        folds.horizon,
-        result.cutoffs.first().map(|c| c.to_string()).unwrap_or_default(),
-        result.cutoffs.last().map(|c| c.to_string()).unwrap_or_default(),
-        started.elapsed().as_secs_f64()
-    );
-    println!("wrote {}/forecasts.parquet, metrics.csv, run.json", args.out.display());
+    if let Some(out) = &args.out {
+        std::fs::write(out.join("run.json"), serde_json::to_string_pretty(&run)?)
+            .with_context(|| format!("writing {}", out.join("run.json").display()))?;
+    }
+    if !args.quiet {
+        print_metrics(&target, &result, &chosen);
+        println!(
+            "\nbacktest: {} folds × {} days, cutoffs {} .. {}, {:.1} s",
+            folds.folds,
+            folds.horizon,
+            result.cutoffs.first().map(|c| c.to_string()).unwrap_or_default(),
+            result.cutoffs.last().map(|c| c.to_string()).unwrap_or_default(),
+            started.elapsed().as_secs_f64()
+        );
+    }
+    if let (Some(out), false) = (&args.out, args.quiet) {
+        println!("wrote {}/forecasts.parquet, metrics.csv, run.json", out.display());
+    }
     if !args.no_record {
         let batch = run_batch(&run_id, &target, &result.rows, true)?;
-        let version = store.append_run(TableName::Backtests, batch, run).await?;
-        println!("recorded run {run_id} in the backtests table (version {version})");
+        let version = store.append_run(TableName::Backtests, batch, run.clone()).await?;
+        if !args.quiet {
+            println!("recorded run {run_id} in the backtests table (version {version})");
+        }
     }
-    Ok(())
+    Ok(RunOutcome { run_id, run, targets: vec![target] })
 }
 
 /// A backtest whose every fold reads the store as it was at the end of its
@@ -483,7 +547,7 @@ async fn backtest_on_vintages(
     Ok(Backtest { cutoffs: cutoffs.iter().map(|&c| latest.date(c)).collect(), rows, metrics, folds: fold_forecasts })
 }
 
-pub(crate) async fn forecast(args: &ForecastArgs) -> Result<()> {
+pub(crate) async fn forecast(args: &ForecastArgs) -> Result<RunOutcome> {
     let store = crate::open_store(&args.store)?;
     let routes = load_routes(args.options.routes.as_deref())?;
     let model = ModelKind::parse(&args.model)?;
@@ -515,25 +579,8 @@ pub(crate) async fn forecast(args: &ForecastArgs) -> Result<()> {
         let result = stroom_model::forecast_at(&loaded.input, cutoff, &params)
             .with_context(|| format!("forecasting {target}"))?;
         let rows = stroom_model::rows_of(&loaded.input, &[], &result);
-        println!(
-            "\n# {target}: {} from {} (data up to {}), {} days ahead",
-            describe_model(&result),
-            loaded.input.date(cutoff + 1),
-            loaded.input.date(cutoff),
-            params.params().horizon
-        );
-        println!("{:<12} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}", "date", "mean", "q10", "q50", "q90", "lo95", "hi95");
-        for r in &rows {
-            println!(
-                "{:<12} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1}",
-                r.date.to_string(),
-                r.mean,
-                r.q10,
-                r.q50,
-                r.q90,
-                r.lo95,
-                r.hi95
-            );
+        if !args.quiet {
+            print_forecast(target, &loaded, cutoff, &result, &rows, params.params().horizon);
         }
         summaries.push(json!({
             "target": target.to_string(),
@@ -543,19 +590,51 @@ pub(crate) async fn forecast(args: &ForecastArgs) -> Result<()> {
         }));
         batches.push(run_batch(&run_id, &target.to_string(), &rows, false)?);
     }
+    let metadata = json!({
+        "operation": "forecast",
+        "run_id": run_id,
+        "vintage": vintage,
+        "params": args.options.describe(&[model]),
+        "targets": summaries,
+    });
     if !args.no_record && !batches.is_empty() {
         let batch = datafusion::arrow::compute::concat_batches(&forecasts_schema(), &batches)?;
-        let metadata = json!({
-            "operation": "forecast",
-            "run_id": run_id,
-            "vintage": vintage,
-            "params": args.options.describe(&[model]),
-            "targets": summaries,
-        });
-        let version = store.append_run(TableName::Forecasts, batch, metadata).await?;
-        println!("\nrecorded run {run_id} in the forecasts table (version {version})");
+        let version = store.append_run(TableName::Forecasts, batch, metadata.clone()).await?;
+        if !args.quiet {
+            println!("\nrecorded run {run_id} in the forecasts table (version {version})");
+        }
     }
-    Ok(())
+    Ok(RunOutcome { run_id, run: metadata, targets: targets.iter().map(|t| t.to_string()).collect() })
+}
+
+fn print_forecast(
+    target: &Target,
+    loaded: &Loaded,
+    cutoff: usize,
+    result: &stroom_model::CutoffForecast,
+    rows: &[BacktestRow],
+    horizon: usize,
+) {
+    println!(
+        "\n# {target}: {} from {} (data up to {}), {} days ahead",
+        describe_model(result),
+        loaded.input.date(cutoff + 1),
+        loaded.input.date(cutoff),
+        horizon
+    );
+    println!("{:<12} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}", "date", "mean", "q10", "q50", "q90", "lo95", "hi95");
+    for r in rows {
+        println!(
+            "{:<12} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1}",
+            r.date.to_string(),
+            r.mean,
+            r.q10,
+            r.q50,
+            r.q90,
+            r.lo95,
+            r.hi95
+        );
+    }
 }
 
 fn describe_model(result: &stroom_model::CutoffForecast) -> String {

@@ -1,10 +1,12 @@
 //! The `stroom` binary: one command line for every stage of the pipeline.
 
 mod demo;
+mod export;
 mod forecast;
 mod query;
 mod routes;
 mod series;
+mod serve;
 mod simulate;
 
 use std::path::PathBuf;
@@ -49,10 +51,25 @@ enum Command {
     /// Forecast the destination of every route (or the given routes or
     /// targets) and record the run in the store's forecasts table.
     Forecast(forecast::ForecastArgs),
+    /// Export a route's forecast map or briefing page.
+    Export {
+        #[command(subcommand)]
+        what: export::ExportCommand,
+    },
+    /// Serve the REST API over a store.
+    Serve(serve::ServeArgs),
+    /// Create and list the API's keys.
+    Keys {
+        #[command(subcommand)]
+        what: serve::KeysCommand,
+    },
+    /// Print the API's OpenAPI 3.1 document (committed as api/openapi.json).
+    Openapi,
     /// Write synthetic provider files (density, arrivals) with their ground truth.
     Simulate(simulate::SimulateArgs),
     /// Run the embedded demo: simulate two years on every route, load them and
-    /// the real UK arrivals into a local store, and show what it holds.
+    /// the real UK arrivals into a local store, backtest and forecast, write
+    /// the briefing pages, and serve the API.
     Demo(demo::DemoArgs),
 }
 
@@ -131,8 +148,8 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Routes(args) => routes::run(&args),
-        Command::Backtest(args) => forecast::backtest(&args).await,
-        Command::Forecast(args) => forecast::forecast(&args).await,
+        Command::Backtest(args) => forecast::backtest(&args).await.map(|_| ()),
+        Command::Forecast(args) => forecast::forecast(&args).await.map(|_| ()),
         Command::Ingest { what } => match what {
             IngestCommand::Density { paths, store, resolution, k } => {
                 ingest_density(&open_store(&store)?, &paths, resolution, k).await.map(|_| ())
@@ -160,6 +177,13 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Series(args) => series::run(&args).await,
         Command::Simulate(args) => simulate::run(&args).map(|_| ()),
         Command::Demo(args) => demo::run(&args).await,
+        Command::Export { what } => export::run(&what).await,
+        Command::Serve(args) => serve::serve(&args, |_| {}).await,
+        Command::Keys { what } => serve::keys(&what),
+        Command::Openapi => {
+            print!("{}", stroom_api::openapi_json());
+            Ok(())
+        }
     }
 }
 

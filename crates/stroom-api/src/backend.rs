@@ -1,0 +1,126 @@
+//! What the API serves comes from a [`Backend`]: the binary implements it
+//! over the store, the query layer, the models and the maps. The API only
+//! routes, authorises, converts and caches.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+
+use chrono::NaiveDate;
+use stroom_core::{Cell, Route};
+
+use crate::dto::{BacktestRequest, CellSeries, MetricsEntry, RouteSeries, SeriesLevel, TargetForecast, TimeResolution};
+
+/// The future a [`Backend`] method returns.
+pub type BackendFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, BackendError>> + Send + 'a>>;
+
+/// Why a backend call failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum BackendError {
+    /// The thing asked for does not exist (a 404).
+    #[error("{0}")]
+    NotFound(String),
+    /// The request cannot be served as asked (a 400).
+    #[error("{0}")]
+    Invalid(String),
+    /// Anything else (a 500; the text is logged, not returned).
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// One forecast run as read from the `forecasts` table.
+#[derive(Debug, Clone)]
+pub struct ForecastRun {
+    /// The run id.
+    pub run_id: String,
+    /// When the run was made (RFC 3339, UTC).
+    pub generated_at: String,
+    /// The data vintage: the version of each table the run read.
+    pub vintage: BTreeMap<String, u64>,
+    /// The run's targets.
+    pub targets: Vec<TargetForecast>,
+}
+
+/// Every forecast run, newest first, as of one version of the table.
+#[derive(Debug, Clone, Default)]
+pub struct ForecastSnapshot {
+    /// The `forecasts` table's version; `None` when it does not exist yet.
+    pub version: Option<u64>,
+    /// The store's privacy threshold k.
+    pub k: u32,
+    /// Runs, newest first.
+    pub runs: Vec<ForecastRun>,
+}
+
+/// The representations of a route's map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MapFormat {
+    /// RFC 7946 GeoJSON.
+    GeoJson,
+    /// A static SVG map.
+    Svg,
+    /// A static PNG map.
+    Png,
+    /// The printable HTML briefing page.
+    Html,
+}
+
+impl MapFormat {
+    /// The response content type.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            MapFormat::GeoJson => "application/geo+json",
+            MapFormat::Svg => "image/svg+xml",
+            MapFormat::Png => "image/png",
+            MapFormat::Html => "text/html; charset=utf-8",
+        }
+    }
+}
+
+/// The data behind the API.
+pub trait Backend: Send + Sync + 'static {
+    /// The routes served.
+    fn routes(&self) -> &[Route];
+
+    /// The current version of the `forecasts` table (cheap; polled).
+    fn forecasts_version(&self) -> BackendFuture<'_, Option<u64>>;
+
+    /// Every forecast run, with the store's k.
+    fn forecasts(&self) -> BackendFuture<'_, ForecastSnapshot>;
+
+    /// A route's density per segment or station, `to` exclusive. Every count
+    /// returned is at least the store's k.
+    fn route_series<'a>(
+        &'a self,
+        route: &'a Route,
+        level: SeriesLevel,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> BackendFuture<'a, RouteSeries>;
+
+    /// A cell's density (the sum of its descendants at the storage
+    /// resolution), `to` exclusive. Every count returned is at least k.
+    fn cell_series(
+        &self,
+        cell: Cell,
+        resolution: TimeResolution,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> BackendFuture<'_, CellSeries>;
+
+    /// Checks a backtest request before it is queued.
+    fn validate_backtest(&self, request: &BacktestRequest) -> Result<(), BackendError>;
+
+    /// Runs a backtest and records it in the `backtests` table: returns the
+    /// run id and the accuracy per model.
+    fn backtest(&self, request: BacktestRequest) -> BackendFuture<'_, (String, Vec<MetricsEntry>)>;
+
+    /// Forecasts every route from the latest data and records the run in the
+    /// `forecasts` table: returns the run id and the targets.
+    fn refresh(&self) -> BackendFuture<'_, (String, Vec<String>)>;
+
+    /// A route's map or briefing page for a forecast day (the first day of
+    /// the latest run when `None`).
+    fn render<'a>(&'a self, route: &'a Route, date: Option<NaiveDate>, format: MapFormat)
+    -> BackendFuture<'a, Vec<u8>>;
+}

@@ -1,0 +1,450 @@
+//! The wire types of the API. Domain types never go on the wire: these are
+//! converted from them, so that the HTTP contract and the models can change
+//! independently. Every type here appears in the OpenAPI document.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+/// An RFC 9457 problem document, the body of every error response.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Problem {
+    /// Always `about:blank`: the status says what kind of problem it is.
+    #[serde(rename = "type")]
+    pub problem_type: String,
+    /// The status's reason phrase.
+    pub title: String,
+    /// The HTTP status.
+    pub status: u16,
+    /// What went wrong, naming the parameter and value for a 4xx.
+    pub detail: String,
+}
+
+/// Liveness.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub(crate) struct Health {
+    /// `ok`.
+    pub status: String,
+}
+
+/// Readiness: the forecast snapshot is loaded.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub(crate) struct Ready {
+    /// `ready`.
+    pub status: String,
+    /// The version of the `forecasts` table served, when it exists.
+    pub forecasts_version: Option<u64>,
+    /// Forecast runs in memory.
+    pub forecast_runs: usize,
+}
+
+/// A route in a list.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RouteSummary {
+    /// The route id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// The station the route converges on.
+    pub destination: String,
+    /// Number of stations.
+    pub stations: usize,
+    /// Number of segments.
+    pub segments: usize,
+}
+
+/// A station of a route.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct StationDto {
+    /// The station id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// ISO country code.
+    pub country: String,
+    /// What the station is on the route (e.g. `crossing`, `destination`).
+    pub role: String,
+    /// Latitude (WGS 84).
+    pub lat: f64,
+    /// Longitude (WGS 84).
+    pub lng: f64,
+}
+
+/// A segment of a route.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SegmentDto {
+    /// The segment id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// The station it starts at.
+    pub from: String,
+    /// The station it ends at.
+    pub to: String,
+    /// `land` or `sea`.
+    pub mode: String,
+}
+
+/// A route with its stations, segments and geometry.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RouteDetail {
+    /// The route id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// What the route is.
+    pub description: String,
+    /// The station the route converges on.
+    pub destination: String,
+    /// Stations, upstream first.
+    pub stations: Vec<StationDto>,
+    /// Segments, upstream first.
+    pub segments: Vec<SegmentDto>,
+    /// An RFC 7946 FeatureCollection: one LineString per segment and one Point
+    /// per station, coordinates as `[longitude, latitude]`.
+    #[schema(value_type = Object)]
+    pub geometry: serde_json::Value,
+}
+
+/// One forecast day of one target.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ForecastRow {
+    /// The forecast day.
+    #[schema(format = Date)]
+    pub date: String,
+    /// Days after the cutoff (1 = the day after the last data).
+    pub horizon: u32,
+    /// The mean forecast.
+    pub mean: f64,
+    /// The 10% quantile (the 80% interval's lower bound).
+    pub q10: f64,
+    /// The median.
+    pub q50: f64,
+    /// The 90% quantile (the 80% interval's upper bound).
+    pub q90: f64,
+    /// Lower bound of the 80% interval.
+    pub lo80: f64,
+    /// Upper bound of the 80% interval.
+    pub hi80: f64,
+    /// Lower bound of the 95% interval.
+    pub lo95: f64,
+    /// Upper bound of the 95% interval.
+    pub hi95: f64,
+}
+
+/// The forecast of one target (arrivals at a station) in one run.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TargetForecast {
+    /// `station:ID` or `segment:ROUTE/SEGMENT`.
+    pub target: String,
+    /// The station whose arrivals are forecast.
+    pub station: String,
+    /// The model asked for (e.g. `auto`).
+    pub model: String,
+    /// The model `auto` chose, when it chose one.
+    pub chosen: Option<String>,
+    /// The last day of data the forecast used.
+    #[schema(format = Date)]
+    pub cutoff: String,
+    /// One row per forecast day, nearest first.
+    pub forecasts: Vec<ForecastRow>,
+}
+
+/// A route's forecasts from one run.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RouteForecast {
+    /// The route id.
+    pub route: String,
+    /// The run that made the forecasts.
+    pub run_id: String,
+    /// When the run was made (RFC 3339, UTC).
+    pub generated_at: String,
+    /// The data vintage: the version of each table the run read.
+    pub vintage: BTreeMap<String, u64>,
+    /// The days served (the run's horizon, or fewer when asked).
+    pub horizon: u32,
+    /// One entry per forecast target of the route.
+    pub targets: Vec<TargetForecast>,
+}
+
+/// A station's forecasts from its latest run.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct StationForecast {
+    /// The station id.
+    pub station: String,
+    /// The run that made the forecasts.
+    pub run_id: String,
+    /// When the run was made (RFC 3339, UTC).
+    pub generated_at: String,
+    /// The data vintage: the version of each table the run read.
+    pub vintage: BTreeMap<String, u64>,
+    /// The days served.
+    pub horizon: u32,
+    /// One entry per forecast target at the station.
+    pub targets: Vec<TargetForecast>,
+}
+
+/// How a route's density is grouped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SeriesLevel {
+    /// The cells of each segment.
+    Segment,
+    /// The cells around each station.
+    Station,
+}
+
+/// The time step of a series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TimeResolution {
+    /// Daily totals.
+    Day,
+    /// Hourly counts.
+    Hour,
+}
+
+/// Response representation of tabular endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Format {
+    /// JSON (the default).
+    Json,
+    /// CSV with a header row.
+    Csv,
+}
+
+/// One day (or hour) of a route's density in one group.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RouteSeriesPoint {
+    /// The segment or station id.
+    pub name: String,
+    /// The day (`YYYY-MM-DD`) or hour (RFC 3339).
+    pub time: String,
+    /// Devices counted (sum over the group's reported cell-hours).
+    pub devices: i64,
+    /// Cell-hours that were reported (not suppressed).
+    pub cell_hours: i64,
+}
+
+/// A route's density series.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RouteSeries {
+    /// The route id.
+    pub route: String,
+    /// How cells are grouped.
+    pub level: SeriesLevel,
+    /// First day (inclusive).
+    #[schema(format = Date)]
+    pub from: String,
+    /// Last day (exclusive).
+    #[schema(format = Date)]
+    pub to: String,
+    /// The store's privacy threshold: no count below it is ever returned.
+    pub k: u32,
+    /// The data vintage: the version of each table read.
+    pub vintage: BTreeMap<String, u64>,
+    /// The points, by group then time.
+    pub points: Vec<RouteSeriesPoint>,
+}
+
+/// One step of a cell's density.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CellSeriesPoint {
+    /// The day (`YYYY-MM-DD`) or hour (RFC 3339).
+    pub time: String,
+    /// Devices counted in the cell (and its descendants at the storage resolution).
+    pub devices: i64,
+    /// Cell-hours that were reported (not suppressed).
+    pub cell_hours: i64,
+}
+
+/// A cell's density series.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CellSeries {
+    /// The H3 cell, as its hexadecimal string.
+    pub cell: String,
+    /// The H3 resolution of the cell.
+    pub cell_resolution: u8,
+    /// The time step.
+    pub resolution: TimeResolution,
+    /// First day (inclusive).
+    #[schema(format = Date)]
+    pub from: String,
+    /// Last day (exclusive).
+    #[schema(format = Date)]
+    pub to: String,
+    /// The store's privacy threshold: no count below it is ever returned.
+    pub k: u32,
+    /// The data vintage: the version of each table read.
+    pub vintage: BTreeMap<String, u64>,
+    /// The points, in time order.
+    pub points: Vec<CellSeriesPoint>,
+}
+
+/// A backtest to run.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BacktestRequest {
+    /// `station:ID` or `segment:ROUTE/SEGMENT`.
+    pub target: String,
+    /// Days ahead (1 to 28; 14 when absent).
+    #[schema(minimum = 1, maximum = 28)]
+    pub horizon: Option<u32>,
+    /// Folds (1 to 60; 20 when absent).
+    #[schema(minimum = 1, maximum = 60)]
+    pub folds: Option<u32>,
+    /// Days between fold cutoffs (1 to 90; 7 when absent).
+    #[schema(minimum = 1, maximum = 90)]
+    pub step: Option<u32>,
+    /// Models (e.g. `auto`, `elasticnet`, `seasonal_naive`); the default set when absent.
+    pub models: Option<Vec<String>>,
+}
+
+/// Where a job is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum JobStatus {
+    /// Waiting for a worker.
+    Queued,
+    /// Running.
+    Running,
+    /// Done; its results are recorded.
+    Succeeded,
+    /// Stopped with an error.
+    Failed,
+}
+
+/// A model's accuracy over a backtest's folds (all horizons).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct MetricsEntry {
+    /// The model.
+    pub model: String,
+    /// Forecasts scored.
+    pub n: u64,
+    /// Mean absolute error of the median.
+    pub mae: Option<f64>,
+    /// MASE against the in-sample seasonal-naive error (m = 7).
+    pub mase: Option<f64>,
+    /// Symmetric MAPE, 0 to 200.
+    pub smape: Option<f64>,
+    /// Weighted absolute percentage error.
+    pub wape: Option<f64>,
+    /// Root mean squared error of the mean.
+    pub rmse: Option<f64>,
+    /// Share of actuals inside the 80% interval.
+    pub coverage80: Option<f64>,
+    /// Share of actuals inside the 95% interval.
+    pub coverage95: Option<f64>,
+}
+
+/// A backtest job.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct BacktestJob {
+    /// The job id.
+    pub id: String,
+    /// Where the job is.
+    pub status: JobStatus,
+    /// What was asked for.
+    pub request: BacktestRequest,
+    /// When the job was submitted (RFC 3339).
+    pub submitted_at: String,
+    /// When it finished.
+    pub finished_at: Option<String>,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// The run recorded in the `backtests` table.
+    pub run_id: Option<String>,
+    /// Accuracy per model, once done.
+    pub metrics: Vec<MetricsEntry>,
+}
+
+/// A forecast refresh job.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RefreshJob {
+    /// The job id.
+    pub id: String,
+    /// Where the job is.
+    pub status: JobStatus,
+    /// When the job was submitted (RFC 3339).
+    pub submitted_at: String,
+    /// When it finished.
+    pub finished_at: Option<String>,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// The run recorded in the `forecasts` table.
+    pub run_id: Option<String>,
+    /// The targets forecast.
+    pub targets: Vec<String>,
+}
+
+/// Query of the route-forecast endpoint.
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct RouteForecastQuery {
+    /// Days to return (1 to 28); every day of the run when absent.
+    #[param(minimum = 1, maximum = 28)]
+    pub horizon: Option<u32>,
+    /// A run id; the latest run that forecast the route when absent.
+    pub run: Option<String>,
+    /// `json` (default) or `csv`; `Accept: text/csv` also gives CSV.
+    pub format: Option<Format>,
+}
+
+/// Query of the station-forecast endpoint.
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct StationForecastQuery {
+    /// Days to return (1 to 28); every day of the run when absent.
+    #[param(minimum = 1, maximum = 28)]
+    pub horizon: Option<u32>,
+    /// `json` (default) or `csv`.
+    pub format: Option<Format>,
+}
+
+/// Query of the route-series endpoint.
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct RouteSeriesQuery {
+    /// First day, inclusive (`YYYY-MM-DD`).
+    #[param(format = Date)]
+    pub from: String,
+    /// Last day, exclusive (`YYYY-MM-DD`); at most 366 days after `from`.
+    #[param(format = Date)]
+    pub to: String,
+    /// `segment` (default) or `station`.
+    pub level: Option<SeriesLevel>,
+    /// `json` (default) or `csv`.
+    pub format: Option<Format>,
+}
+
+/// Query of the cell-series endpoint.
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct CellSeriesQuery {
+    /// First day, inclusive (`YYYY-MM-DD`).
+    #[param(format = Date)]
+    pub from: String,
+    /// Last day, exclusive (`YYYY-MM-DD`); at most 366 days after `from` (31 for hours).
+    #[param(format = Date)]
+    pub to: String,
+    /// `day` (default) or `hour`.
+    pub resolution: Option<TimeResolution>,
+    /// `json` (default) or `csv`.
+    pub format: Option<Format>,
+}
+
+/// Query of the map endpoints.
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct MapQuery {
+    /// The forecast day (`YYYY-MM-DD`); the first day of the latest run when absent.
+    #[param(format = Date)]
+    pub date: Option<String>,
+}

@@ -1,0 +1,100 @@
+//! Every error the API returns, and the one place where errors become HTTP
+//! responses: RFC 9457 `application/problem+json`. A 4xx explains the
+//! problem; a 5xx says only that something failed, and the detail goes to
+//! the log.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::dto::Problem;
+
+/// An API failure.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// No token, or a token that matches no key.
+    #[error("a valid bearer token is required")]
+    Unauthorized,
+    /// The key's role does not allow the endpoint.
+    #[error("the key's role ({role}) may not {action}")]
+    Forbidden { role: &'static str, action: &'static str },
+    /// The key's route scope excludes the route.
+    #[error("the key may not see route '{0}'")]
+    RouteForbidden(String),
+    /// No such resource.
+    #[error("{0}")]
+    NotFound(String),
+    /// A parameter or body is invalid; names the parameter and the value.
+    #[error("{0}")]
+    BadRequest(String),
+    /// The request body is larger than allowed.
+    #[error("the request body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    /// The asked-for representation is not offered.
+    #[error("{0}")]
+    NotAcceptable(String),
+    /// Too many jobs are waiting.
+    #[error("{0}")]
+    Busy(String),
+    /// The server is not ready (e.g. no forecasts yet).
+    #[error("{0}")]
+    Unavailable(String),
+    /// A configuration problem (key file, audit log), reported at startup.
+    #[error("{0}")]
+    Config(String),
+    /// Anything else: a 500 whose detail is logged, never returned.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// The HTTP status of the error.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden { .. } | ApiError::RouteForbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
+            ApiError::Busy(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Config(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The problem document: internals are replaced by a generic sentence
+    /// for every 5xx.
+    pub fn problem(&self) -> Problem {
+        let status = self.status();
+        let detail = if status.is_server_error() {
+            match self {
+                ApiError::Unavailable(text) => text.clone(),
+                _ => "The server failed to answer this request; the failure is in its log.".to_owned(),
+            }
+        } else {
+            self.to_string()
+        };
+        Problem {
+            problem_type: "about:blank".into(),
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: status.as_u16(),
+            detail,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::error!(status = status.as_u16(), error = %self, "Request failed.");
+        }
+        let body = serde_json::to_vec(&self.problem()).unwrap_or_default();
+        let mut response = (status, body).into_response();
+        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        if matches!(self, ApiError::Unauthorized) {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}

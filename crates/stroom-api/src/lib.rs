@@ -1,0 +1,34 @@
+//! The REST API of stroom: planners read forecasts, maps and briefings;
+//! analysts read density series and start backtests; admins refresh
+//! forecasts and read metrics. Everything but the health checks needs a
+//! bearer token, whose role and route scope are enforced on every endpoint,
+//! and every request is written to a JSON-lines audit log.
+//!
+//! The crate is the HTTP layer only: routing, keys and roles, the audit log,
+//! request metrics, the wire types (DTOs) and the OpenAPI document generated
+//! from them. What the endpoints return comes from a [`Backend`], which the
+//! binary implements over the store, the query layer, the models and the
+//! maps. Forecasts are served from an in-memory snapshot of the `forecasts`
+//! table that is reloaded when the table's version changes, so that reading
+//! a forecast costs no query.
+
+mod audit;
+mod auth;
+mod backend;
+mod dto;
+mod error;
+mod handlers;
+mod metrics;
+mod openapi;
+mod server;
+
+pub use auth::{KeyFile, KeyRecord, Permission, Role};
+pub use backend::{Backend, BackendError, BackendFuture, ForecastRun, ForecastSnapshot, MapFormat};
+pub use dto::{
+    BacktestJob, BacktestRequest, CellSeries, CellSeriesPoint, ForecastRow, JobStatus, MetricsEntry, Problem,
+    RefreshJob, RouteDetail, RouteForecast, RouteSeries, RouteSeriesPoint, RouteSummary, SegmentDto, SeriesLevel,
+    StationDto, StationForecast, TargetForecast, TimeResolution,
+};
+pub use error::ApiError;
+pub use openapi::openapi_json;
+pub use server::{ApiConfig, router, serve};
