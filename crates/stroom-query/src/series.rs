@@ -110,12 +110,15 @@ impl QuerySession {
             SeriesGranularity::Day => "CAST(d.ts AS DATE)",
             SeriesGranularity::Hour => "d.ts",
         };
-        let key = if by_cell { "g.name, d.cell" } else { "g.name" };
+        let key = if by_cell { "g.name, a.cell" } else { "g.name" };
+        // Aggregate per (cell, bucket) first, on integer keys, and only then
+        // join the much smaller result to the named groups.
         Ok(format!(
-            "SELECT {key}, {bucket} AS time, SUM(CAST(d.count AS BIGINT)) AS devices, COUNT(*) AS cell_hours \
-             FROM density_files d JOIN {table} g ON d.cell = g.cell \
-             WHERE {} AND {} \
-             GROUP BY {key}, {bucket} ORDER BY {key}, time",
+            "SELECT {key}, a.time, SUM(a.devices) AS devices, SUM(a.cell_hours) AS cell_hours \
+             FROM (SELECT d.cell, {bucket} AS time, SUM(CAST(d.count AS BIGINT)) AS devices, COUNT(*) AS cell_hours \
+                   FROM density_files d WHERE {} AND {} GROUP BY d.cell, {bucket}) a \
+             JOIN {table} g ON a.cell = g.cell \
+             GROUP BY {key}, a.time ORDER BY {key}, time",
             range_predicate("d.cell", &cell_ranges(&all)),
             time_bounds("d.ts", from, to),
         ))
