@@ -128,10 +128,15 @@ pub(crate) struct Server {
 
 impl Server {
     pub(crate) fn start(store: &Path, routes: &Path, keys: &Path, audit: &Path) -> Server {
+        Self::start_with(store, routes, keys, audit, &[])
+    }
+
+    pub(crate) fn start_with(store: &Path, routes: &Path, keys: &Path, audit: &Path, extra: &[&str]) -> Server {
         let mut child = Command::new(stroom_binary())
             .args(["serve", "--store", store.to_str().unwrap(), "--addr", "127.0.0.1:0"])
             .args(["--routes", routes.to_str().unwrap(), "--keys", keys.to_str().unwrap()])
             .args(["--audit", audit.to_str().unwrap()])
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -639,6 +644,19 @@ fn server_errors_say_nothing_of_internals() {
     for leak in ["density", "parquet", "/", "Error", "error:"] {
         assert!(!detail.contains(leak), "the 500 leaks '{leak}': {text}");
     }
+    drop(server);
+
+    // A request that outlives the server's time limit gets a 503 problem.
+    let server = Server::start_with(
+        &fixture.join("store"),
+        &fixture.join("routes"),
+        &keys,
+        &dir.path().join("audit2.jsonl"),
+        &["--request-timeout-ms", "1"],
+    );
+    let reply = server.get("/v1/routes/channel/series?from=2023-01-01&to=2023-08-28", Some(&analyst));
+    let detail = reply.problem(503);
+    assert!(detail.contains("longer than"), "{detail}");
 }
 
 #[test]

@@ -36,7 +36,7 @@ pub struct ApiConfig {
     pub keys: KeyFile,
     /// Where the audit log is appended; no audit log when `None`.
     pub audit_log: Option<PathBuf>,
-    /// Longest time a request may take before it is answered with 503.
+    /// Longest time a request may take before it is answered with a 503 problem.
     pub request_timeout: Duration,
     /// Largest request body, in bytes.
     pub body_limit: usize,
@@ -216,7 +216,14 @@ async fn observe(State(state): State<Arc<AppState>>, mut request: Request, next:
     if let Some(index) = caller {
         request.extensions_mut().insert(Caller(index));
     }
-    let response = next.run(request).await;
+    let mut response = next.run(request).await;
+    let status = response.status();
+    if (status.is_client_error() || status.is_server_error()) && !response.headers().contains_key(header::CONTENT_TYPE)
+    {
+        // A bare error from a layer (the timeout, the body limit) becomes a
+        // problem document like every other error.
+        response = bare_problem(status, &state.config);
+    }
     let latency = started.elapsed();
     let status = response.status().as_u16();
     state.metrics.record(&method, &route, status, latency);
@@ -234,6 +241,27 @@ async fn observe(State(state): State<Arc<AppState>>, mut request: Request, next:
             request_id: request_id.as_deref(),
         });
     }
+    response
+}
+
+/// The problem document for an error a middleware layer answered with no body.
+fn bare_problem(status: StatusCode, config: &ApiConfig) -> Response {
+    let detail = match status {
+        StatusCode::SERVICE_UNAVAILABLE => {
+            format!("the request took longer than the server allows ({} s)", config.request_timeout.as_secs_f64())
+        }
+        StatusCode::PAYLOAD_TOO_LARGE => format!("the request body is larger than {} bytes", config.body_limit),
+        other if other.is_server_error() => "The server failed to answer this request.".to_owned(),
+        other => other.canonical_reason().unwrap_or("the request was refused").to_owned(),
+    };
+    let problem = crate::dto::Problem {
+        problem_type: "about:blank".into(),
+        title: status.canonical_reason().unwrap_or("Error").to_owned(),
+        status: status.as_u16(),
+        detail,
+    };
+    let mut response = (status, serde_json::to_vec(&problem).unwrap_or_default()).into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
     response
 }
 

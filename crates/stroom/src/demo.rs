@@ -133,9 +133,10 @@ pub(crate) async fn run(args: &DemoArgs) -> Result<()> {
         keys,
         audit: args.dir.join("audit.jsonl"),
         routes: None,
+        request_timeout_ms: 60_000,
     };
     crate::serve::serve(&serve, |addr| {
-        println!("viewer token (also in no file; {} holds only its hash):\n  {token}", serve.keys.display());
+        println!("viewer token (shown only here; {} holds only its hash):\n  {token}", serve.keys.display());
         println!("try:");
         let base = format!("http://{addr}");
         println!("  curl {base}/healthz");

@@ -44,6 +44,9 @@ pub(crate) struct ServeArgs {
     /// Folder of route files; the shipped routes when omitted.
     #[arg(long)]
     pub(crate) routes: Option<PathBuf>,
+    /// Longest time a request may take, in milliseconds, before it is answered with 503.
+    #[arg(long, default_value_t = 60_000)]
+    pub(crate) request_timeout_ms: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -115,7 +118,15 @@ pub(crate) async fn serve(args: &ServeArgs, announce: impl FnOnce(SocketAddr)) -
         tokio::net::TcpListener::bind(args.addr).await.with_context(|| format!("listening on {}", args.addr))?;
     let local = listener.local_addr()?;
     let backend = Arc::new(StoreBackend { store: args.store.clone(), routes, routes_dir: args.routes.clone() });
-    let config = ApiConfig { keys, audit_log: Some(args.audit.clone()), ..ApiConfig::default() };
+    if args.request_timeout_ms == 0 {
+        bail!("--request-timeout-ms must be at least 1");
+    }
+    let config = ApiConfig {
+        keys,
+        audit_log: Some(args.audit.clone()),
+        request_timeout: std::time::Duration::from_millis(args.request_timeout_ms),
+        ..ApiConfig::default()
+    };
     println!("listening on http://{local}");
     announce(local);
     stroom_api::serve(listener, backend, config, shutdown_signal()).await?;
