@@ -411,10 +411,10 @@ pub(crate) struct StationForecastQuery {
 #[into_params(parameter_in = Query)]
 pub(crate) struct RouteSeriesQuery {
     /// First day, inclusive (`YYYY-MM-DD`).
-    #[param(format = Date)]
+    #[param(format = Date, example = "2024-06-01")]
     pub from: String,
     /// Last day, exclusive (`YYYY-MM-DD`); at most 366 days after `from`.
-    #[param(format = Date)]
+    #[param(format = Date, example = "2024-06-15")]
     pub to: String,
     /// `segment` (default) or `station`.
     pub level: Option<SeriesLevel>,
@@ -428,10 +428,10 @@ pub(crate) struct RouteSeriesQuery {
 #[into_params(parameter_in = Query)]
 pub(crate) struct CellSeriesQuery {
     /// First day, inclusive (`YYYY-MM-DD`).
-    #[param(format = Date)]
+    #[param(format = Date, example = "2024-06-01")]
     pub from: String,
     /// Last day, exclusive (`YYYY-MM-DD`); at most 366 days after `from` (31 for hours).
-    #[param(format = Date)]
+    #[param(format = Date, example = "2024-06-08")]
     pub to: String,
     /// `day` (default) or `hour`.
     pub resolution: Option<TimeResolution>,
