@@ -183,15 +183,21 @@ impl KeyFile {
         Ok((token, record))
     }
 
-    /// The key whose token this is. Every stored hash is compared, each in
-    /// constant time, so the answer takes as long whichever key matches.
+    /// The key whose token this is.
     pub fn authenticate(&self, token: &str) -> Option<&KeyRecord> {
+        self.authenticate_index(token).map(|i| &self.keys[i])
+    }
+
+    /// The position of the key whose token this is. Every stored hash is
+    /// compared, each in constant time, so the answer takes as long whichever
+    /// key matches.
+    pub fn authenticate_index(&self, token: &str) -> Option<usize> {
         let presented = digest(token);
         let mut found = None;
-        for key in &self.keys {
+        for (index, key) in self.keys.iter().enumerate() {
             let mut stored = [0u8; 32];
             if hex::decode_to_slice(&key.sha256, &mut stored).is_ok() && constant_time_eq(&presented, &stored) {
-                found = found.or(Some(key));
+                found = found.or(Some(index));
             }
         }
         found

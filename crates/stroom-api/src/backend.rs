@@ -46,8 +46,6 @@ pub struct ForecastRun {
 pub struct ForecastSnapshot {
     /// The `forecasts` table's version; `None` when it does not exist yet.
     pub version: Option<u64>,
-    /// The store's privacy threshold k.
-    pub k: u32,
     /// Runs, newest first.
     pub runs: Vec<ForecastRun>,
 }
@@ -85,7 +83,7 @@ pub trait Backend: Send + Sync + 'static {
     /// The current version of the `forecasts` table (cheap; polled).
     fn forecasts_version(&self) -> BackendFuture<'_, Option<u64>>;
 
-    /// Every forecast run, with the store's k.
+    /// Every forecast run.
     fn forecasts(&self) -> BackendFuture<'_, ForecastSnapshot>;
 
     /// A route's density per segment or station, `to` exclusive. Every count

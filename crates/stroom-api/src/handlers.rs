@@ -110,17 +110,8 @@ pub(crate) async fn not_found() -> ApiError {
     ApiError::NotFound("there is no such endpoint; see /openapi.json".into())
 }
 
-pub(crate) async fn method_not_allowed() -> Response {
-    let mut response = ApiError::BadRequest(String::new()).into_response();
-    let problem = Problem {
-        problem_type: "about:blank".into(),
-        title: "Method Not Allowed".into(),
-        status: 405,
-        detail: "the endpoint does not accept this method; see /openapi.json".into(),
-    };
-    *response.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
-    *response.body_mut() = serde_json::to_vec(&problem).unwrap_or_default().into();
-    response
+pub(crate) async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
 }
 
 fn json_body<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, ApiError> {
@@ -219,6 +210,21 @@ fn forecast_csv(run_id: &str, targets: &[TargetForecast]) -> Vec<u8> {
         }
     }
     out.into_bytes()
+}
+
+/// A forecast response's content type and body: CSV rows, or the JSON
+/// document `document` makes of the targets.
+fn forecast_body<T: serde::Serialize>(
+    csv: bool,
+    run_id: &str,
+    targets: Vec<TargetForecast>,
+    document: impl FnOnce(Vec<TargetForecast>) -> T,
+) -> Result<(&'static str, Vec<u8>), ApiError> {
+    if csv {
+        Ok(("text/csv; charset=utf-8", forecast_csv(run_id, &targets)))
+    } else {
+        Ok(("application/json", json_body(&document(targets))?))
+    }
 }
 
 /// Liveness: the process answers.
@@ -409,19 +415,14 @@ pub(crate) async fn route_forecast(
     if targets.is_empty() {
         return Err(ApiError::NotFound(format!("run '{}' has no forecast of route '{id}'", run.run_id)));
     }
-    let (kind, body) = if csv {
-        ("text/csv; charset=utf-8", forecast_csv(&run.run_id, &targets))
-    } else {
-        let body = RouteForecast {
-            route: id.clone(),
-            run_id: run.run_id.clone(),
-            generated_at: run.generated_at.clone(),
-            vintage: run.vintage.clone(),
-            horizon: served_horizon(&targets),
-            targets,
-        };
-        ("application/json", json_body(&body)?)
-    };
+    let (kind, body) = forecast_body(csv, &run.run_id, targets, |targets| RouteForecast {
+        route: id.clone(),
+        run_id: run.run_id.clone(),
+        generated_at: run.generated_at.clone(),
+        vintage: run.vintage.clone(),
+        horizon: served_horizon(&targets),
+        targets,
+    })?;
     Ok(snapshot.keep(cache_key, kind, body))
 }
 
@@ -478,19 +479,14 @@ pub(crate) async fn station_forecast(
         .ok_or_else(|| ApiError::NotFound(format!("no forecast of station '{station}' has been made yet")))?;
     let targets: Vec<TargetForecast> =
         run.targets.iter().filter(|t| wanted(&t.target)).map(|t| truncated(t, horizon)).collect();
-    let (kind, body) = if csv {
-        ("text/csv; charset=utf-8", forecast_csv(&run.run_id, &targets))
-    } else {
-        let body = StationForecast {
-            station: station.clone(),
-            run_id: run.run_id.clone(),
-            generated_at: run.generated_at.clone(),
-            vintage: run.vintage.clone(),
-            horizon: served_horizon(&targets),
-            targets,
-        };
-        ("application/json", json_body(&body)?)
-    };
+    let (kind, body) = forecast_body(csv, &run.run_id, targets, |targets| StationForecast {
+        station: station.clone(),
+        run_id: run.run_id.clone(),
+        generated_at: run.generated_at.clone(),
+        vintage: run.vintage.clone(),
+        horizon: served_horizon(&targets),
+        targets,
+    })?;
     Ok(snapshot.keep(cache_key, kind, body))
 }
 

@@ -31,4 +31,4 @@ pub use dto::{
 };
 pub use error::ApiError;
 pub use openapi::openapi_json;
-pub use server::{ApiConfig, router, serve};
+pub use server::{ApiConfig, serve};

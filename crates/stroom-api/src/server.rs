@@ -209,10 +209,7 @@ async fn observe(State(state): State<Arc<AppState>>, mut request: Request, next:
     let route =
         request.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
     let request_id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let caller = bearer(request.headers()).and_then(|token| {
-        let found = state.keys.authenticate(token)?;
-        state.keys.keys.iter().position(|k| std::ptr::eq(k, found))
-    });
+    let caller = bearer(request.headers()).and_then(|token| state.keys.authenticate_index(token));
     if let Some(index) = caller {
         request.extensions_mut().insert(Caller(index));
     }
@@ -250,19 +247,15 @@ fn bare_problem(status: StatusCode, config: &ApiConfig) -> Response {
         StatusCode::SERVICE_UNAVAILABLE => {
             format!("the request took longer than the server allows ({} s)", config.request_timeout.as_secs_f64())
         }
-        StatusCode::PAYLOAD_TOO_LARGE => format!("the request body is larger than {} bytes", config.body_limit),
         other if other.is_server_error() => "The server failed to answer this request.".to_owned(),
         other => other.canonical_reason().unwrap_or("the request was refused").to_owned(),
     };
-    let problem = crate::dto::Problem {
+    crate::error::problem_response(&crate::dto::Problem {
         problem_type: "about:blank".into(),
         title: status.canonical_reason().unwrap_or("Error").to_owned(),
         status: status.as_u16(),
         detail,
-    };
-    let mut response = (status, serde_json::to_vec(&problem).unwrap_or_default()).into_response();
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
-    response
+    })
 }
 
 /// Turns a panic anywhere below (a handler, the query engine) into a 500
@@ -327,12 +320,6 @@ fn app(state: Arc<AppState>) -> Router {
                 .layer(DefaultBodyLimit::max(body_limit)),
         )
         .with_state(state)
-}
-
-/// The router over a backend, for embedding; the snapshot is loaded once
-/// and not reloaded.
-pub async fn router(backend: Arc<dyn Backend>, config: ApiConfig) -> Result<Router, ApiError> {
-    Ok(app(state(backend, config).await?))
 }
 
 /// Serves the API on `listener` until `shutdown` completes, then finishes

@@ -102,8 +102,9 @@ pub(crate) async fn run(command: &ExportCommand) -> Result<()> {
     }
 }
 
-fn failed(error: impl std::fmt::Display) -> BackendError {
-    BackendError::Failed(error.to_string())
+/// A failure the API answers with a 500 (and logs).
+pub(crate) fn failed(error: impl std::fmt::Display) -> BackendError {
+    BackendError::Failed(format!("{error:#}"))
 }
 
 /// One forecast day of the run, as the table holds it.

@@ -24,6 +24,7 @@ use stroom_core::{Cell, DEFAULT_ROUTE_RESOLUTION, Resolution, Route, days_to_dat
 use stroom_query::{QuerySession, SeriesGranularity};
 use stroom_store::{Store, TableName};
 
+use crate::export::failed;
 use crate::forecast::{BacktestArgs, ForecastArgs, Target};
 use crate::routes::load_routes;
 
@@ -162,10 +163,6 @@ pub(crate) struct StoreBackend {
     routes_dir: Option<PathBuf>,
 }
 
-fn failed(error: impl std::fmt::Display) -> BackendError {
-    BackendError::Failed(format!("{error:#}"))
-}
-
 /// Runs `work` on a thread of its own with its own runtime, so that CPU-heavy
 /// model fitting or rendering never blocks the server's workers.
 async fn on_worker<T, F, Fut>(work: F) -> Result<T, BackendError>
@@ -217,10 +214,9 @@ fn string_column(batch: &RecordBatch, name: &str) -> Result<Vec<Option<String>>,
 }
 
 async fn read_forecasts(store: Store) -> Result<ForecastSnapshot, BackendError> {
-    let k = store.privacy_k().await.map_err(failed)?;
     let session = QuerySession::open(&store, None).await.map_err(failed)?;
     let Some(&version) = session.run_versions().get("forecasts") else {
-        return Ok(ForecastSnapshot { version: None, k, runs: Vec::new() });
+        return Ok(ForecastSnapshot { version: None, runs: Vec::new() });
     };
     let batches: Vec<RecordBatch> = session
         .context()
@@ -302,7 +298,7 @@ async fn read_forecasts(store: Store) -> Result<ForecastSnapshot, BackendError> 
             run.targets.last_mut().expect("a target was pushed").forecasts.push(row);
         }
     }
-    Ok(ForecastSnapshot { version: Some(version), k, runs })
+    Ok(ForecastSnapshot { version: Some(version), runs })
 }
 
 fn vintage_of(session: &QuerySession) -> BTreeMap<String, u64> {
