@@ -617,24 +617,30 @@ fn points_cell(server: &Server, token: &str) -> String {
 
 #[test]
 fn server_errors_say_nothing_of_internals() {
-    // A store whose density files are damaged: the query fails inside the
-    // server, and the client learns only that it failed.
+    // A store whose density files (hourly and daily) are damaged: the query
+    // fails inside the server, and the client learns only that it failed.
     let fixture = fixture();
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
     copy_tree(&fixture.join("store"), &store);
     let mut damaged = 0;
-    for day in std::fs::read_dir(store.join("density")).unwrap() {
-        let day = day.unwrap().path();
-        if !day.is_dir() || day.file_name().unwrap().to_string_lossy().starts_with('_') {
-            continue;
-        }
-        for file in std::fs::read_dir(&day).unwrap() {
-            std::fs::write(file.unwrap().path(), b"PAR1 this is not a parquet file PAR1").unwrap();
-            damaged += 1;
+    let mut folders = vec![store.join("density"), store.join("density_daily")];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.file_name().unwrap().to_string_lossy().starts_with('_') {
+                continue;
+            }
+            if path.is_dir() {
+                folders.push(path);
+            } else if path.extension().is_some_and(|e| e == "parquet") {
+                std::fs::write(&path, b"PAR1 this is not a parquet file PAR1").unwrap();
+                damaged += 1;
+            }
         }
     }
     assert!(damaged > 0);
+    assert!(store.join("density_daily").is_dir());
     let keys = dir.path().join("keys.toml");
     let analyst = create_key(&keys, "analyst", None);
     let server = Server::start(&store, &fixture.join("routes"), &keys, &dir.path().join("audit.jsonl"));

@@ -308,3 +308,132 @@ fn upstream_signal_improves_forecasts_on_a_simulated_route() {
     );
     assert!(main <= 0.85 * ablated, "elasticnet {main:.1} vs without upstream {ablated:.1}\n{stdout}");
 }
+
+/// Sets the modification time of every commit file of a table that is newer
+/// than `seen` commits to `at`: the time Delta time travel reads.
+fn date_commits(table: &Path, seen: &mut usize, at: &str) {
+    let mut commits: Vec<_> = std::fs::read_dir(table.join("_delta_log"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    commits.sort();
+    let time = chrono::DateTime::parse_from_rfc3339(at).unwrap();
+    let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(time.timestamp() as u64);
+    for commit in &commits[*seen..] {
+        std::fs::File::options().write(true).open(commit).unwrap().set_modified(time).unwrap();
+    }
+    *seen = commits.len();
+}
+
+/// Forecasts of one fold (its cutoff) from a backtest's forecasts.parquet:
+/// (date, mean, q50) per row.
+fn fold_forecasts(out: &Path, cutoff: NaiveDate) -> Vec<(i32, f64, f64)> {
+    let mut found = Vec::new();
+    for batch in read_parquet(&out.join("forecasts.parquet")) {
+        let schema = batch.schema();
+        let column = |name: &str| batch.column(schema.index_of(name).unwrap()).clone();
+        let (cutoffs, dates, means, medians) = (column("cutoff"), column("date"), column("mean"), column("q50"));
+        for i in 0..batch.num_rows() {
+            if stroom_core::days_to_date(cutoffs.as_primitive::<Date32Type>().value(i)) == cutoff {
+                found.push((
+                    dates.as_primitive::<Date32Type>().value(i),
+                    means.as_primitive::<Float64Type>().value(i),
+                    medians.as_primitive::<Float64Type>().value(i),
+                ));
+            }
+        }
+    }
+    found.sort_by_key(|r| r.0);
+    found
+}
+
+#[test]
+fn vintage_backtests_fit_each_fold_on_the_data_published_by_its_cutoff() {
+    // Arrivals published week by week, each commit dated at the end of its
+    // last day; the week to 2024-08-04 is revised (tripled) a week later.
+    let dir = tempfile::tempdir().unwrap();
+    let start = NaiveDate::from_ymd_opt(2024, 1, 1).unwrap();
+    let value = |day: i64| 40 + 25 * ((day * 3) % 7) + (day * 37 % 11);
+    let csv = |name: &str, days: &[(i64, i64)]| {
+        let mut text = String::from("date,station,count\n");
+        for &(day, count) in days {
+            text.push_str(&format!("{},demo,{count}\n", start + chrono::Duration::days(day)));
+        }
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let ingest = |store: &str, file: &Path| {
+        let out = stroom(&["ingest", "arrivals", file.to_str().unwrap(), "--store", store]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    let day_of = |date: NaiveDate| (date - start).num_days();
+    let first_week_end = NaiveDate::from_ymd_opt(2024, 6, 30).unwrap();
+    let revised_week_end = NaiveDate::from_ymd_opt(2024, 8, 4).unwrap();
+    let last = NaiveDate::from_ymd_opt(2024, 8, 25).unwrap();
+
+    let store = dir.path().join("store").to_string_lossy().into_owned();
+    let table = Path::new(&store).join("arrivals");
+    let mut seen = 0;
+    let history: Vec<(i64, i64)> = (0..=day_of(first_week_end)).map(|d| (d, value(d))).collect();
+    ingest(&store, &csv("history.csv", &history));
+    date_commits(&table, &mut seen, &format!("{first_week_end}T23:00:00Z"));
+    let mut week_end = first_week_end + chrono::Duration::days(7);
+    while week_end <= last {
+        let mut rows: Vec<(i64, i64)> = (day_of(week_end) - 6..=day_of(week_end)).map(|d| (d, value(d))).collect();
+        if week_end == revised_week_end + chrono::Duration::days(7) {
+            rows.extend((day_of(revised_week_end) - 6..=day_of(revised_week_end)).map(|d| (d, 3 * value(d))));
+        }
+        ingest(&store, &csv(&format!("{week_end}.csv"), &rows));
+        date_commits(&table, &mut seen, &format!("{week_end}T23:00:00Z"));
+        week_end += chrono::Duration::days(7);
+    }
+
+    let backtest = |store: &str, out: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "backtest",
+            "--store",
+            store,
+            "--target",
+            "station:demo",
+            "--horizon",
+            "7",
+            "--folds",
+            "3",
+            "--step",
+            "7",
+            "--models",
+            "seasonal_naive",
+            "--no-record",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let result = stroom(&args);
+        assert!(result.status.success(), "{args:?}: {}", String::from_utf8_lossy(&result.stderr));
+    };
+    let on_vintages = dir.path().join("vintages");
+    backtest(&store, &on_vintages, &["--vintage"]);
+    let on_latest = dir.path().join("latest");
+    backtest(&store, &on_latest, &[]);
+    // Cutoffs: 2024-08-18 − 7 − (2 − i)·7, so the first is 2024-08-04, the
+    // last day of the week that was revised a week later.
+    let cutoff = revised_week_end;
+    let vintage = fold_forecasts(&on_vintages, cutoff);
+    let latest = fold_forecasts(&on_latest, cutoff);
+    assert_eq!(vintage.len(), 7, "{vintage:?}");
+    assert_eq!(latest.len(), 7);
+    // Seasonal naive repeats the week before the cutoff: as published, not
+    // as revised.
+    for (i, (date, mean, median)) in vintage.iter().enumerate() {
+        let source = day_of(cutoff) - 6 + i as i64;
+        assert_eq!(*date, stroom_core::date_to_days(cutoff + chrono::Duration::days(1 + i as i64)));
+        assert!((median - value(source) as f64).abs() < 1e-6, "day {i}: q50 {median} vs {}", value(source));
+        assert!(mean.is_finite());
+    }
+    for (i, (_, _, median)) in latest.iter().enumerate() {
+        let source = day_of(cutoff) - 6 + i as i64;
+        assert!((median - 3.0 * value(source) as f64).abs() < 1e-6, "day {i}: q50 {median}");
+    }
+}

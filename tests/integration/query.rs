@@ -256,8 +256,9 @@ fn route_series_prune_row_groups_and_match_a_full_scan() {
         .collect();
     assert_eq!(ours, full);
 
-    // EXPLAIN ANALYZE shows row groups skipped by their cell statistics.
-    let sql = session.segment_series_sql(&cells, from, to, SeriesGranularity::Day).unwrap();
+    // EXPLAIN ANALYZE shows row groups of the hourly table skipped by their
+    // cell statistics.
+    let sql = session.segment_series_sql(&cells, from, to, SeriesGranularity::Hour).unwrap();
     let plan = render(&rt.block_on(async {
         session.context().sql(&format!("EXPLAIN ANALYZE {sql}")).await.unwrap().collect().await.unwrap()
     }))
@@ -265,6 +266,73 @@ fn route_series_prune_row_groups_and_match_a_full_scan() {
     let pruned = metric(&plan, "row_groups_pruned_statistics");
     assert!(pruned.0 > 0, "no row group was pruned: {pruned:?}\n{plan}");
     assert!(pruned.1 < pruned.0 + pruned.1, "{pruned:?}");
+}
+
+#[test]
+fn the_daily_rollup_follows_density_by_version_and_catches_up() {
+    // Three days of density ingested in two commits; the rollup must hold the
+    // hourly table's sums per (cell, day) at each version, be used only at
+    // the density version it is complete for, and be rebuilt when missing.
+    let dir = tempfile::tempdir().unwrap();
+    let sim = dir.path().join("sim");
+    let out = stroom(&["simulate", "--out", &sim.to_string_lossy(), "--days", "3", "--buffer", "1"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let store_dir = dir.path().join("store");
+    let store = Store::open(&store_dir.to_string_lossy()).unwrap();
+    let rt = runtime();
+    let ingest = |files: &[&str]| {
+        let paths: Vec<_> = files.iter().map(|f| sim.join("density").join(f)).collect();
+        rt.block_on(DensityIngest::new(Resolution::new(7).unwrap(), 15).unwrap().run(&store, &paths, &|_| {})).unwrap()
+    };
+    let first = ingest(&["density-2023-01-01.parquet", "density-2023-01-02.parquet"]);
+    let second = ingest(&["density-2023-01-03.parquet"]);
+    assert_eq!(second.version, Some(first.version.unwrap() + 1));
+
+    let hourly = "SELECT cell, CAST(ts AS DATE) AS day, SUM(CAST(count AS BIGINT)) AS devices, COUNT(*) AS cell_hours \
+                  FROM density_files GROUP BY 1, 2 ORDER BY 1, 2";
+    let daily = "SELECT cell, day, SUM(devices), SUM(cell_hours) FROM density_daily GROUP BY 1, 2 ORDER BY 1, 2";
+    let query = |session: &QuerySession, sql: &str| {
+        render(&rt.block_on(async { session.sql(sql).await.unwrap().collect().await.unwrap() }))
+    };
+    let text = std::fs::read_to_string(repo_root().join("data/routes/western-balkans.geojson")).unwrap();
+    let route = Route::from_geojson("western-balkans", &text).unwrap();
+    let cells = route.cells(Resolution::new(7).unwrap(), 1).unwrap();
+    let all: Vec<_> = cells.segments.iter().flat_map(|s| s.cells.iter().copied()).collect();
+    let (from, to) =
+        (chrono::NaiveDate::from_ymd_opt(2023, 1, 1).unwrap(), chrono::NaiveDate::from_ymd_opt(2023, 1, 4).unwrap());
+    let per_cell = |session: &QuerySession| {
+        let mut rows = render(&rt.block_on(session.cell_day_series(&all, from, to)).unwrap());
+        rows.sort();
+        rows
+    };
+
+    let latest = rt.block_on(QuerySession::open(&store, None)).unwrap();
+    assert!(latest.daily_version().is_some());
+    let rolled = query(&latest, daily);
+    assert_eq!(rolled, query(&latest, hourly));
+    assert!(rolled.len() > 10_000, "{}", rolled.len());
+    let series = per_cell(&latest);
+    assert!(!series.is_empty());
+
+    // The first vintage reads the rollup as it was for that version.
+    let old = rt.block_on(QuerySession::open(&store, Some(Vintage::Version(first.version.unwrap())))).unwrap();
+    assert!(old.daily_version().is_some());
+    assert!(old.daily_version() < latest.daily_version());
+    assert_eq!(query(&old, daily), query(&old, hourly));
+    assert!(query(&old, daily).len() < rolled.len());
+
+    // Without a rollup, daily series read the hourly table, with the same
+    // answer; an ingest with nothing new rebuilds the rollup.
+    std::fs::remove_dir_all(store_dir.join("density_daily")).unwrap();
+    let without = rt.block_on(QuerySession::open(&store, None)).unwrap();
+    assert_eq!(without.daily_version(), None);
+    assert_eq!(per_cell(&without), series);
+    let again = ingest(&["density-2023-01-03.parquet"]);
+    assert_eq!(again.rows_written, 0);
+    let rebuilt = rt.block_on(QuerySession::open(&store, None)).unwrap();
+    assert!(rebuilt.daily_version().is_some());
+    assert_eq!(query(&rebuilt, daily), rolled);
+    assert_eq!(per_cell(&rebuilt), series);
 }
 
 /// (pruned, matched) from a DataFusion pruning metric such as

@@ -74,8 +74,7 @@ fn time_bounds(column: &str, from: NaiveDate, to: NaiveDate) -> String {
 
 impl QuerySession {
     /// The SQL of a density series over named groups of cells (`groups`:
-    /// name and cells), registered as a temporary table `table`; per cell
-    /// too when `by_cell`.
+    /// name and cells), registered as a temporary table `table`.
     fn grouped_density_sql(
         &self,
         table: &str,
@@ -83,7 +82,6 @@ impl QuerySession {
         from: NaiveDate,
         to: NaiveDate,
         granularity: SeriesGranularity,
-        by_cell: bool,
     ) -> Result<String, QueryError> {
         let mut names = Vec::new();
         let mut cells = Vec::new();
@@ -106,22 +104,42 @@ impl QuerySession {
         let provider = MemTable::try_new(schema, vec![vec![batch]])?;
         self.context().deregister_table(table)?;
         self.context().register_table(table, Arc::new(provider))?;
-        let bucket = match granularity {
-            SeriesGranularity::Day => "CAST(d.ts AS DATE)",
-            SeriesGranularity::Hour => "d.ts",
-        };
-        let key = if by_cell { "g.name, a.cell" } else { "g.name" };
         // Aggregate per (cell, bucket) first, on integer keys, and only then
         // join the much smaller result to the named groups.
+        let per_cell = self.per_cell_sql(&all, from, to, granularity);
         Ok(format!(
-            "SELECT {key}, a.time, SUM(a.devices) AS devices, SUM(a.cell_hours) AS cell_hours \
-             FROM (SELECT d.cell, {bucket} AS time, SUM(CAST(d.count AS BIGINT)) AS devices, COUNT(*) AS cell_hours \
-                   FROM density_files d WHERE {} AND {} GROUP BY d.cell, {bucket}) a \
-             JOIN {table} g ON a.cell = g.cell \
-             GROUP BY {key}, a.time ORDER BY {key}, time",
-            range_predicate("d.cell", &cell_ranges(&all)),
-            time_bounds("d.ts", from, to),
+            "SELECT g.name, a.time, SUM(a.devices) AS devices, SUM(a.cell_hours) AS cell_hours \
+             FROM ({per_cell}) a JOIN {table} g ON a.cell = g.cell \
+             GROUP BY g.name, a.time ORDER BY g.name, time"
         ))
+    }
+
+    /// The SQL of devices and cell-hours per (cell, bucket) of the cells in
+    /// the ranges that cover `cells` (a superset of them). Daily buckets read
+    /// the daily rollup when it is complete for this session's density
+    /// version; it holds the same sums, per (cell, day).
+    fn per_cell_sql(&self, cells: &[Cell], from: NaiveDate, to: NaiveDate, granularity: SeriesGranularity) -> String {
+        let ranges = range_predicate("d.cell", &cell_ranges(cells));
+        match granularity {
+            SeriesGranularity::Day if self.daily_version().is_some() => format!(
+                "SELECT d.cell, d.day AS time, SUM(d.devices) AS devices, SUM(d.cell_hours) AS cell_hours \
+                 FROM density_daily d WHERE {ranges} AND d.day >= DATE '{}' AND d.day < DATE '{}' \
+                 GROUP BY d.cell, d.day",
+                from.format("%Y-%m-%d"),
+                to.format("%Y-%m-%d"),
+            ),
+            _ => {
+                let bucket = match granularity {
+                    SeriesGranularity::Day => "CAST(d.ts AS DATE)",
+                    SeriesGranularity::Hour => "d.ts",
+                };
+                format!(
+                    "SELECT d.cell, {bucket} AS time, SUM(CAST(d.count AS BIGINT)) AS devices, COUNT(*) AS cell_hours \
+                     FROM density_files d WHERE {ranges} AND {} GROUP BY d.cell, {bucket}",
+                    time_bounds("d.ts", from, to),
+                )
+            }
+        }
     }
 
     /// Density per segment of a route: columns `name` (the segment id),
@@ -163,7 +181,7 @@ impl QuerySession {
                 .collect();
             groups.push((station.id.clone(), cells));
         }
-        let sql = self.grouped_density_sql("series_station_cells", &groups, from, to, granularity, false)?;
+        let sql = self.grouped_density_sql("series_station_cells", &groups, from, to, granularity)?;
         Ok(self.context().sql(&sql).await?.collect().await?)
     }
 
@@ -184,19 +202,31 @@ impl QuerySession {
         Ok(self.context().sql(&sql).await?.collect().await?)
     }
 
-    /// Daily device totals per cell of named groups of cells (a cell may be
-    /// in several groups): columns `name`, `cell` (Int64), `time` (a date)
-    /// and `devices`. Cell-days whose every hour was suppressed have no row.
-    /// `to` is exclusive. This is what the upstream signal of the models is
-    /// computed from, each cell against its own seasonal baseline.
+    /// Daily device totals per cell: columns `cell` (Int64), `time` (a
+    /// date), `devices` and `cell_hours`, one row per (cell, day), in no
+    /// particular order. Cell-days whose every hour was suppressed have no
+    /// row. `to` is exclusive. This is what the upstream signal of the models
+    /// is computed from, each cell against its own seasonal baseline.
     pub async fn cell_day_series(
         &self,
-        groups: &[(String, Vec<Cell>)],
+        cells: &[Cell],
         from: NaiveDate,
         to: NaiveDate,
     ) -> Result<Vec<RecordBatch>, QueryError> {
         self.require("density")?;
-        let sql = self.grouped_density_sql("series_group_cells", groups, from, to, SeriesGranularity::Day, true)?;
+        let distinct: Vec<Cell> = cells.iter().copied().collect::<BTreeSet<_>>().into_iter().collect();
+        let schema = Arc::new(Schema::new(vec![Field::new("cell", DataType::Int64, false)]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(Int64Array::from_iter_values(distinct.iter().map(|c| c.to_u64() as i64)))],
+        )?;
+        let table = "series_day_cells";
+        self.context().deregister_table(table)?;
+        self.context().register_table(table, Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))?;
+        let per_cell = self.per_cell_sql(&distinct, from, to, SeriesGranularity::Day);
+        let sql = format!(
+            "SELECT a.cell, a.time, a.devices, a.cell_hours FROM ({per_cell}) a JOIN {table} c ON a.cell = c.cell"
+        );
         Ok(self.context().sql(&sql).await?.collect().await?)
     }
 
@@ -210,7 +240,7 @@ impl QuerySession {
     ) -> Result<String, QueryError> {
         let groups: Vec<(String, Vec<Cell>)> =
             cells.segments.iter().map(|s| (s.segment_id.clone(), s.cells.clone())).collect();
-        self.grouped_density_sql("series_segment_cells", &groups, from, to, granularity, false)
+        self.grouped_density_sql("series_segment_cells", &groups, from, to, granularity)
     }
 
     fn require(&self, table: &str) -> Result<(), QueryError> {

@@ -9,7 +9,9 @@ use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
 use datafusion::execution::context::SQLOptions;
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
-use stroom_store::{Store, TableName, arrivals_schema, backtests_schema, density_schema, forecasts_schema};
+use stroom_store::{
+    Store, TableName, arrivals_schema, backtests_schema, density_daily_schema, density_schema, forecasts_schema,
+};
 
 use crate::{QueryError, register_h3_functions};
 
@@ -27,6 +29,9 @@ pub struct QuerySession {
     ctx: SessionContext,
     versions: BTreeMap<&'static str, u64>,
     run_versions: BTreeMap<&'static str, u64>,
+    /// The version of the daily rollup registered as `density_daily`: one
+    /// complete for exactly the density version read, if there is one.
+    daily_version: Option<u64>,
 }
 
 impl std::fmt::Debug for QuerySession {
@@ -61,6 +66,7 @@ impl QuerySession {
         let ctx = SessionContext::new_with_state(state);
         let mut versions = BTreeMap::new();
         let mut run_versions = BTreeMap::new();
+        let mut daily_version = None;
         for name in [TableName::Density, TableName::Arrivals, TableName::Forecasts, TableName::Backtests] {
             let Some(mut table) = store.table(name).await? else { continue };
             let delta_error = |source| QueryError::Delta { table: name.as_str().into(), source };
@@ -102,6 +108,7 @@ impl QuerySession {
                 // (and a Ballista executor) sees the same column.
                 ctx.sql("CREATE VIEW density AS SELECT cell, ts, count, CAST(ts AS DATE) AS day FROM density_files")
                     .await?;
+                daily_version = register_daily(&ctx, store, version).await?;
             }
             if matches!(name, TableName::Forecasts | TableName::Backtests) {
                 run_versions.insert(name.as_str(), version);
@@ -109,7 +116,7 @@ impl QuerySession {
                 versions.insert(name.as_str(), version);
             }
         }
-        Ok(Self { ctx, versions, run_versions })
+        Ok(Self { ctx, versions, run_versions, daily_version })
     }
 
     /// The DataFusion context, for callers that build their own plans.
@@ -145,10 +152,30 @@ impl QuerySession {
         &self.run_versions
     }
 
+    /// The version of the daily rollup that daily density series read
+    /// (`density_daily`, complete for the density version of this session);
+    /// `None` when they aggregate the hourly table.
+    pub fn daily_version(&self) -> Option<u64> {
+        self.daily_version
+    }
+
     /// Whether a table is registered.
     pub fn has_table(&self, name: &str) -> bool {
         self.versions.contains_key(name) || self.run_versions.contains_key(name)
     }
+}
+
+/// Registers `density_daily`, the daily rollup complete for exactly
+/// `density_version`, when there is one; returns its version.
+async fn register_daily(ctx: &SessionContext, store: &Store, density_version: u64) -> Result<Option<u64>, QueryError> {
+    let delta_error = |source| QueryError::Delta { table: TableName::DensityDaily.as_str().into(), source };
+    let Some(version) = stroom_store::daily_version_for(store, density_version).await.map_err(QueryError::from)? else {
+        return Ok(None);
+    };
+    let Some(table) = store.table_at(TableName::DensityDaily, Some(version)).await? else { return Ok(None) };
+    let uris: Vec<String> = table.get_file_uris().map_err(delta_error)?.collect();
+    ctx.register_table("density_daily", parquet_files(uris, density_daily_schema())?)?;
+    Ok(Some(version))
 }
 
 fn without_partitions(schema: &SchemaRef, partitions: &[&str]) -> SchemaRef {

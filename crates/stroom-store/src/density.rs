@@ -19,6 +19,7 @@ use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use serde_json::{Value, json};
 use stroom_core::{Cell, Resolution};
 
+use crate::daily::DailyRollup;
 use crate::input::{Observation, file_sha256, list_input_files, read_density_file};
 use crate::schema::{MIN_K, density_columns, density_schema};
 use crate::store::{COMMIT_METADATA_KEY, commit_metadata, ingested_hashes};
@@ -94,8 +95,15 @@ const FIRST_COMPACTION: usize = 1 << 20;
 /// temporary files, unless configured (24 bytes each: about 200 MB).
 pub const DEFAULT_SPILL_ENTRIES: usize = 8 << 20;
 
-fn sort_key(o: &Observation) -> (i32, u64, i64) {
-    (o.day, o.cell, o.hour)
+/// The (day, cell, hour) order packed into one integer, so that a comparison
+/// is two machine compares: the day (sign bit flipped) in the top 32 bits,
+/// the cell's low 52 bits (the top 12 hold mode and resolution, the same for
+/// every cell of an ingest), and the hour's offset within its day (under
+/// 2^37 microseconds).
+fn sort_key(o: &Observation) -> u128 {
+    const CELL_BITS: u64 = (1 << 52) - 1;
+    let offset = o.hour.wrapping_sub(i64::from(o.day).wrapping_mul(stroom_core::DAY_MICROS)) as u64;
+    (u128::from(o.day as u32 ^ 0x8000_0000) << 96) | (u128::from(o.cell & CELL_BITS) << 44) | u128::from(offset)
 }
 
 impl Aggregator {
@@ -107,7 +115,10 @@ impl Aggregator {
     }
 
     fn compact(&mut self) {
-        self.entries.sort_unstable_by_key(sort_key);
+        // A stable sort finds the runs already in order (the compacted
+        // prefix, and rows that providers deliver hour by hour in cell
+        // order) and merges them instead of sorting from scratch.
+        self.entries.sort_by_key(sort_key);
         let mut merged = 0usize;
         for i in 0..self.entries.len() {
             let current = self.entries[i];
@@ -173,18 +184,6 @@ impl Runs {
         }
         let heads = readers.iter_mut().map(RunReader::next).collect::<Result<_, _>>()?;
         Ok(Merged { readers, heads, rest: rest.iter().peekable(), done: false })
-    }
-
-    /// Runs `each` over every chunk of the merged stream.
-    fn merge(
-        &mut self,
-        rest: &[Observation],
-        mut each: impl FnMut(Vec<Observation>) -> Result<(), StoreError>,
-    ) -> Result<(), StoreError> {
-        for chunk in self.merged(rest)? {
-            each(chunk?)?;
-        }
-        Ok(())
     }
 }
 
@@ -327,6 +326,7 @@ impl DensityIngest {
         paths: &[PathBuf],
         progress: Progress<'_>,
     ) -> Result<DensityReport, StoreError> {
+        let started = std::time::Instant::now();
         let ingest = Self { spill_entries: self.spill_entries.max(1), ..Self::new(self.resolution, self.k)? };
         let existing = store.table(TableName::Density).await?;
         let version_before = existing.as_ref().and_then(|t| t.version());
@@ -351,34 +351,107 @@ impl DensityIngest {
         }
         let rows_read = rows.iter().sum();
 
-        // First pass over the merged keys: figures and checks, nothing written.
+        tracing::debug!(seconds = started.elapsed().as_secs_f64(), "Read and aggregated.");
+
+        // One pass over the merged keys: the rows at or above k go to the
+        // writers, day by day; the figures are counted on the way. The table
+        // and the writers start with the first row to write.
         let k = u64::from(ingest.k);
         let (mut cell_hours, mut suppressed, mut rows_written) = (0u64, 0u64, 0u64);
         let mut cells = HashSet::new();
         let mut days = HashSet::new();
-        runs.merge(&rest, |chunk| {
-            for o in &chunk {
-                cell_hours += 1;
-                if u64::from(o.count) < k {
-                    suppressed += 1;
-                    continue;
+        // Keys come in (day, cell, hour) order: a set is touched only when
+        // the cell or the day changes.
+        let (mut last_cell, mut last_day) = (None, None);
+        let mut table = None;
+        let mut writers: Option<DayWriters> = None;
+        // The daily rollup of the rows written comes along when the rollup
+        // is complete for the version this ingest builds on; otherwise it
+        // catches up from the files after the commit.
+        let append_rollup = crate::daily::is_current(store, version_before).await?;
+        let mut rollup: Option<DailyRollup> = None;
+        let mut failure = None;
+        'chunks: for chunk in runs.merged(&rest)? {
+            let mut chunk = match chunk {
+                Ok(chunk) => chunk,
+                Err(error) => {
+                    failure = Some(error);
+                    break;
                 }
+            };
+            let merged = chunk.len();
+            chunk.retain(|o| u64::from(o.count) >= k);
+            cell_hours += merged as u64;
+            suppressed += (merged - chunk.len()) as u64;
+            for o in &chunk {
                 if u64::from(o.count) > i32::MAX as u64 {
-                    return Err(StoreError::CountOverflow {
+                    failure = Some(StoreError::CountOverflow {
                         cell: Cell::from_u64(o.cell).map(|c| c.to_string()).unwrap_or_else(|_| o.cell.to_string()),
                         hour: chrono::DateTime::from_timestamp_micros(o.hour)
                             .map(|t| t.to_rfc3339())
                             .unwrap_or_default(),
                         max: i64::from(i32::MAX),
                     });
+                    break 'chunks;
                 }
-                rows_written += 1;
-                cells.insert(o.cell);
-                days.insert(o.day);
+                if last_cell != Some(o.cell) {
+                    cells.insert(o.cell);
+                    last_cell = Some(o.cell);
+                }
+                if last_day != Some(o.day) {
+                    days.insert(o.day);
+                    last_day = Some(o.day);
+                }
             }
-            Ok(())
-        })?;
+            rows_written += chunk.len() as u64;
+            if chunk.is_empty() {
+                continue;
+            }
+            if writers.is_none() {
+                let opened = store.open_or_create(TableName::Density, density_columns(), &["day"]).await?;
+                writers = Some(DayWriters::start(&opened)?);
+                table = Some(opened);
+                if append_rollup {
+                    rollup = Some(DailyRollup::start(store).await?);
+                }
+            }
+            let writers = writers.as_mut().expect("started above");
+            for day in day_chunks(&chunk) {
+                if let Err(error) = writers.send(day[0].day, density_batch(day)?).await {
+                    failure = Some(error);
+                    break 'chunks;
+                }
+            }
+            if let Some(rollup) = rollup.as_mut() {
+                for o in &chunk {
+                    rollup.add(o.cell, o.day, u64::from(o.count), 1);
+                }
+                if let Err(error) = rollup.flush_if_full().await {
+                    failure = Some(error);
+                    break 'chunks;
+                }
+            }
+        }
+        let adds = match writers {
+            Some(writers) => writers.finish().await,
+            None => Ok(Vec::new()),
+        };
+        let adds = match (failure, adds) {
+            (None, Ok(adds)) => adds,
+            (failure, adds) => {
+                // Nothing is committed; the files already written are not
+                // part of the table, and are removed.
+                if let (Some(table), Ok(adds)) = (&table, &adds) {
+                    remove_uncommitted(table, adds).await;
+                }
+                if let Some(rollup) = rollup {
+                    rollup.abandon().await;
+                }
+                return Err(failure.unwrap_or_else(|| adds.err().expect("one of the two failed")));
+            }
+        };
         let cells = cells.len() as u64;
+        tracing::debug!(seconds = started.elapsed().as_secs_f64(), files = adds.len(), "Written.");
         let mut report = DensityReport {
             sources,
             rows_read,
@@ -390,13 +463,11 @@ impl DensityIngest {
             version_before,
             version: version_before,
         };
-        if rows_written == 0 {
+        let Some(mut table) = table else {
             tracing::info!(rows_read, suppressed, "Nothing to write: no new rows at or above k.");
+            catch_up_rollup(store, None, 0).await;
             return Ok(report);
-        }
-
-        // Second pass: write the rows at or above k, then commit once.
-        let mut table = store.open_or_create(TableName::Density, density_columns(), &["day"]).await?;
+        };
         let metadata = json!({
             "operation": "ingest-density",
             "resolution": ingest.resolution.get(),
@@ -410,26 +481,6 @@ impl DensityIngest {
                 "rows": s.rows,
             })).collect::<Vec<_>>(),
         });
-        let mut writer = RecordBatchWriter::for_table(&table)
-            .map_err(StoreError::delta("density"))?
-            .with_writer_properties(writer_properties());
-        let mut adds = Vec::new();
-        let mut unflushed = 0usize;
-        for chunk in runs.merged(&rest)? {
-            let mut chunk = chunk?;
-            chunk.retain(|o| u64::from(o.count) >= k);
-            for day in day_chunks(&chunk) {
-                writer.write(density_batch(day)?).await.map_err(StoreError::delta("density"))?;
-                unflushed += day.len();
-            }
-            // Close the open files now and then, so that buffered row groups
-            // of many day partitions do not pile up in memory.
-            if unflushed >= FLUSH_ROWS {
-                adds.extend(writer.flush().await.map_err(StoreError::delta("density"))?);
-                unflushed = 0;
-            }
-        }
-        adds.extend(writer.flush().await.map_err(StoreError::delta("density"))?);
         let operation = DeltaOperation::Write {
             mode: SaveMode::Append,
             partition_by: Some(vec!["day".to_owned()]),
@@ -446,6 +497,8 @@ impl DensityIngest {
         let version = committed.version();
         table.update_state().await.map_err(StoreError::delta("density"))?;
         report.version = Some(version);
+        catch_up_rollup(store, rollup, version).await;
+        tracing::debug!(seconds = started.elapsed().as_secs_f64(), "Committed.");
         tracing::info!(rows = report.rows_written, cells, suppressed, version, "Ingested density.");
         Ok(report)
     }
@@ -532,6 +585,110 @@ fn read_all(
     Ok((runs.into_inner().expect("no thread panicked holding the runs"), rest.entries, rows))
 }
 
+/// Commits the rollup of an ingest's rows as complete for `version` of
+/// density, or, without one, rolls up what the rollup does not cover yet. A
+/// failure leaves the rollup behind density, which readers detect (they read
+/// the hourly table instead) and the next ingest repairs; it does not fail
+/// the ingest, whose data is committed.
+async fn catch_up_rollup(store: &Store, rollup: Option<DailyRollup>, version: u64) {
+    let outcome = match rollup {
+        Some(rollup) => rollup.commit(version).await.map(Some),
+        None => crate::daily::catch_up_daily(store).await,
+    };
+    if let Err(error) = outcome {
+        tracing::warn!(%error, "The daily rollup of density was not updated; daily series read the hourly table.");
+    }
+}
+
+/// Delta writers on their own tasks, one file set each, so that encoding
+/// and compression run on every core; a day's rows always go to the same
+/// writer, so that a day partition gets one file per flush.
+struct DayWriters {
+    senders: Vec<tokio::sync::mpsc::Sender<RecordBatch>>,
+    tasks: Vec<tokio::task::JoinHandle<Result<Vec<deltalake::kernel::Add>, StoreError>>>,
+}
+
+impl DayWriters {
+    fn start(table: &deltalake::DeltaTable) -> Result<Self, StoreError> {
+        let count = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8);
+        let mut senders = Vec::with_capacity(count);
+        let mut tasks = Vec::with_capacity(count);
+        for _ in 0..count {
+            let mut writer = RecordBatchWriter::for_table(table)
+                .map_err(StoreError::delta("density"))?
+                .with_writer_properties(writer_properties());
+            let (sender, mut receiver) = tokio::sync::mpsc::channel::<RecordBatch>(2);
+            senders.push(sender);
+            tasks.push(tokio::spawn(async move {
+                let mut adds = Vec::new();
+                let mut unflushed = 0usize;
+                while let Some(batch) = receiver.recv().await {
+                    unflushed += batch.num_rows();
+                    writer.write(batch).await.map_err(StoreError::delta("density"))?;
+                    // Close the open files now and then, so that buffered row
+                    // groups of many day partitions do not pile up in memory.
+                    if unflushed >= FLUSH_ROWS / count {
+                        adds.extend(writer.flush().await.map_err(StoreError::delta("density"))?);
+                        unflushed = 0;
+                    }
+                }
+                adds.extend(writer.flush().await.map_err(StoreError::delta("density"))?);
+                Ok(adds)
+            }));
+        }
+        Ok(Self { senders, tasks })
+    }
+
+    /// Hands one day's batch to its writer. An error means a writer failed;
+    /// [`Self::finish`] tells which error.
+    async fn send(&mut self, day: i32, batch: RecordBatch) -> Result<(), StoreError> {
+        let index = day.rem_euclid(self.senders.len() as i32) as usize;
+        if self.senders[index].send(batch).await.is_ok() {
+            return Ok(());
+        }
+        let tasks = std::mem::take(&mut self.tasks);
+        self.senders.clear();
+        Err(Self::join(tasks).await.err().unwrap_or_else(|| StoreError::Option("a density writer stopped".into())))
+    }
+
+    /// Closes every writer and returns the files written.
+    async fn finish(self) -> Result<Vec<deltalake::kernel::Add>, StoreError> {
+        drop(self.senders);
+        Self::join(self.tasks).await
+    }
+
+    async fn join(
+        tasks: Vec<tokio::task::JoinHandle<Result<Vec<deltalake::kernel::Add>, StoreError>>>,
+    ) -> Result<Vec<deltalake::kernel::Add>, StoreError> {
+        let mut adds = Vec::new();
+        let mut first_error = None;
+        for task in tasks {
+            match task.await.expect("a density writer panicked") {
+                Ok(written) => adds.extend(written),
+                Err(error) => {
+                    first_error.get_or_insert(error);
+                }
+            }
+        }
+        match first_error {
+            Some(error) => Err(error),
+            None => Ok(adds),
+        }
+    }
+}
+
+/// Removes files that were written but will not be committed (best effort:
+/// uncommitted files are invisible to every Delta reader anyway).
+async fn remove_uncommitted(table: &deltalake::DeltaTable, adds: &[deltalake::kernel::Add]) {
+    let store = table.object_store();
+    for add in adds {
+        let path = deltalake::Path::from(add.path.as_str());
+        if let Err(error) = datafusion::object_store::ObjectStoreExt::delete(store.as_ref(), &path).await {
+            tracing::warn!(file = add.path, %error, "Could not remove an uncommitted file.");
+        }
+    }
+}
+
 /// The rows split at day boundaries and at [`WRITE_BATCH_ROWS`].
 fn day_chunks(rows: &[Observation]) -> impl Iterator<Item = &[Observation]> {
     let mut rest = rows;
@@ -560,6 +717,9 @@ fn writer_properties() -> WriterProperties {
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).expect("3 is a valid zstd level")))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .set_statistics_enabled(EnabledStatistics::Page)
+        // Plain values compress as well under zstd here (cells come in runs,
+        // hours repeat per cell), and skip the dictionary's hashing.
+        .set_dictionary_enabled(false)
         .set_sorting_columns(Some(vec![
             SortingColumn { column_idx: 0, descending: false, nulls_first: false },
             SortingColumn { column_idx: 1, descending: false, nulls_first: false },

@@ -165,6 +165,82 @@ pub(crate) fn read_density_file(
     Ok(rows)
 }
 
+thread_local! {
+    /// The cells of the coordinates this thread has converted.
+    static POINT_CELLS: std::cell::RefCell<PointMemo> = std::cell::RefCell::new(PointMemo::default());
+}
+
+/// Distinct coordinate pairs a [`PointMemo`] holds before it starts over
+/// (about 40 MB).
+const MEMO_POINTS: usize = 1 << 20;
+
+/// Provider areas are fixed, so the same coordinates come back every hour,
+/// and usually in the same order: the cell of each coordinate pair (its exact
+/// bits) is memoised. Points are kept in first-seen order, and a lookup first
+/// tries the few points that followed the previous one (a sequential read
+/// when the order repeats, even with suppressed areas left out), then a hash
+/// index. A miss costs one H3 conversion, as without the memo.
+#[derive(Debug, Default)]
+struct PointMemo {
+    /// `[lat bits, lon bits, cell]` in first-seen order.
+    points: Vec<[u64; 3]>,
+    index: std::collections::HashMap<(u64, u64), u32, std::hash::BuildHasherDefault<PointHasher>>,
+    /// The position of the previous lookup's point.
+    last: usize,
+    resolution: Option<Resolution>,
+}
+
+/// Points after the previous one that a lookup reads before the index.
+const MEMO_LOOKAHEAD: usize = 8;
+
+impl PointMemo {
+    fn find(&mut self, lat_bits: u64, lng_bits: u64, resolution: Resolution) -> Option<u64> {
+        if self.resolution != Some(resolution) {
+            *self = Self { resolution: Some(resolution), ..Self::default() };
+            return None;
+        }
+        let ahead = self.points.get(self.last + 1..).unwrap_or_default();
+        if let Some(step) = ahead.iter().take(MEMO_LOOKAHEAD).position(|p| p[0] == lat_bits && p[1] == lng_bits) {
+            self.last += 1 + step;
+            return Some(self.points[self.last][2]);
+        }
+        let position = *self.index.get(&(lat_bits, lng_bits))? as usize;
+        self.last = position;
+        Some(self.points[position][2])
+    }
+
+    fn insert(&mut self, lat_bits: u64, lng_bits: u64, cell: u64) {
+        if self.points.len() >= MEMO_POINTS {
+            self.points.clear();
+            self.index.clear();
+        }
+        self.last = self.points.len();
+        self.index.insert((lat_bits, lng_bits), self.last as u32);
+        self.points.push([lat_bits, lng_bits, cell]);
+    }
+}
+
+/// A multiplicative hash of the two coordinate bit patterns.
+#[derive(Debug, Default)]
+struct PointHasher(u64);
+
+impl std::hash::Hasher for PointHasher {
+    fn finish(&self) -> u64 {
+        // Fold the well-mixed high bits into the low ones the table indexes by.
+        self.0 ^ (self.0 >> 29)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.write_u64(u64::from(*byte));
+        }
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.0 = (self.0.rotate_left(29) ^ value).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
 /// Turns one row's raw values into an observation.
 struct RowChecker<'a> {
     path: &'a Path,
@@ -216,9 +292,16 @@ impl<'a> RowChecker<'a> {
                 ));
             }
         }
-        Cell::from_lat_lng(lat, lng, self.resolution)
+        let resolution = self.resolution;
+        let hit = POINT_CELLS.with_borrow_mut(|memo| memo.find(lat.to_bits(), lng.to_bits(), resolution));
+        if let Some(cell) = hit {
+            return Ok(cell);
+        }
+        let cell = Cell::from_lat_lng(lat, lng, self.resolution)
             .map(Cell::to_u64)
-            .map_err(|e| self.field_error(location, "lat", &format!("{lat}, {lng}"), e.to_string()))
+            .map_err(|e| self.field_error(location, "lat", &format!("{lat}, {lng}"), e.to_string()))?;
+        POINT_CELLS.with_borrow_mut(|memo| memo.insert(lat.to_bits(), lng.to_bits(), cell));
+        Ok(cell)
     }
 
     fn cell(&self, location: Location, cell: Result<Cell, String>, shown: &str) -> Result<u64, StoreError> {
@@ -540,3 +623,38 @@ fn read_parquet_batch(
 }
 
 use std::sync::Arc;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cell(lat: f64, lng: f64, resolution: Resolution) -> u64 {
+        Cell::from_lat_lng(lat, lng, resolution).unwrap().to_u64()
+    }
+
+    #[test]
+    fn the_point_memo_answers_in_order_out_of_order_and_per_resolution() {
+        let seven = Resolution::new(7).unwrap();
+        let nine = Resolution::new(9).unwrap();
+        let points: Vec<(f64, f64)> =
+            (0..40).map(|i| (40.0 + f64::from(i) * 0.1, 10.0 - f64::from(i) * 0.07)).collect();
+        let mut memo = PointMemo::default();
+        for &(lat, lng) in &points {
+            assert_eq!(memo.find(lat.to_bits(), lng.to_bits(), seven), None);
+            memo.insert(lat.to_bits(), lng.to_bits(), cell(lat, lng, seven));
+        }
+        // The same order with gaps (suppressed areas), then reversed.
+        for &(lat, lng) in points.iter().step_by(3).chain(points.iter().rev()) {
+            assert_eq!(memo.find(lat.to_bits(), lng.to_bits(), seven), Some(cell(lat, lng, seven)));
+        }
+        // An unseen point, and a bit-different one (−0.0), are misses.
+        assert_eq!(memo.find(1.5f64.to_bits(), 2.5f64.to_bits(), seven), None);
+        assert_eq!(memo.find((-0.0f64).to_bits(), 0.0f64.to_bits(), seven), None);
+        // Another resolution starts over.
+        let (lat, lng) = points[0];
+        assert_eq!(memo.find(lat.to_bits(), lng.to_bits(), nine), None);
+        memo.insert(lat.to_bits(), lng.to_bits(), cell(lat, lng, nine));
+        assert_eq!(memo.find(lat.to_bits(), lng.to_bits(), nine), Some(cell(lat, lng, nine)));
+        assert_eq!(memo.points.len(), 1);
+    }
+}

@@ -3,12 +3,13 @@
 //!
 //! A store is an `object_store` location (a local folder by default) holding
 //! `<store>/density`, `<store>/arrivals`, `<store>/forecasts` and
-//! `<store>/backtests`. Every ingest reads and checks all of its input before
+//! `<store>/backtests`, and the derived daily rollup `<store>/density_daily`. Every ingest reads and checks all of its input before
 //! it writes anything, and lands as exactly one Delta commit whose metadata
 //! records the content hash of each source file, so that a file ingested
 //! twice is recognised and not counted twice.
 
 mod arrivals;
+mod daily;
 mod density;
 mod error;
 mod input;
@@ -18,6 +19,7 @@ mod store;
 mod summary;
 
 pub use arrivals::{ArrivalsIngest, ArrivalsReport, EmptyCounts};
+pub use daily::{catch_up_daily, daily_version_for, density_daily_schema};
 pub use density::{DEFAULT_SPILL_ENTRIES, DensityIngest, DensityReport, SourceFile};
 pub use error::{Location, StoreError};
 pub use runs::{RUN_VALUE_COLUMNS, backtests_schema, forecasts_schema};

@@ -22,11 +22,13 @@ pub enum TableName {
     Arrivals,
     Forecasts,
     Backtests,
+    /// The daily rollup of `density`, derived by stroom (never ingested into).
+    DensityDaily,
 }
 
 impl TableName {
     /// Every table, in display order.
-    pub const ALL: [Self; 4] = [Self::Density, Self::Arrivals, Self::Forecasts, Self::Backtests];
+    pub const ALL: [Self; 5] = [Self::Density, Self::DensityDaily, Self::Arrivals, Self::Forecasts, Self::Backtests];
 
     /// The table's folder name under the store.
     pub fn as_str(self) -> &'static str {
@@ -35,6 +37,7 @@ impl TableName {
             Self::Arrivals => "arrivals",
             Self::Forecasts => "forecasts",
             Self::Backtests => "backtests",
+            Self::DensityDaily => "density_daily",
         }
     }
 }

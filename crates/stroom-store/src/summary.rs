@@ -44,7 +44,7 @@ impl Store {
             let Some(table) = self.table(name).await? else { continue };
             let version = table.version().unwrap_or(0);
             let infos: Vec<_> = table.history(None).try_collect().await.map_err(StoreError::delta(name.as_str()))?;
-            let versions = infos
+            let versions: Vec<VersionSummary> = infos
                 .into_iter()
                 .enumerate()
                 .map(|(i, info)| VersionSummary {
@@ -57,6 +57,9 @@ impl Store {
             let sql = match name {
                 TableName::Density => {
                     "SELECT count(*), CAST(min(ts) AS VARCHAR), CAST(max(ts) AS VARCHAR), count(DISTINCT cell), sum(CAST(count AS BIGINT)) FROM t"
+                }
+                TableName::DensityDaily => {
+                    "SELECT count(*), CAST(min(day) AS VARCHAR), CAST(max(day) AS VARCHAR), count(DISTINCT cell), sum(devices) FROM t"
                 }
                 TableName::Arrivals => {
                     "SELECT count(*), CAST(min(date) AS VARCHAR), CAST(max(date) AS VARCHAR), count(DISTINCT station), sum(CAST(count AS BIGINT)) FROM t"
@@ -88,6 +91,16 @@ impl Store {
                     if let Some(resolution) = stored_resolution(&table).await? {
                         facts.push(("resolution".into(), resolution.to_string()));
                     }
+                    facts.push(("cells".into(), value(3).unwrap_or_default()));
+                    facts.push(("devices counted".into(), value(4).unwrap_or_default()));
+                }
+                TableName::DensityDaily => {
+                    let covered = versions
+                        .first()
+                        .and_then(|v| v.stroom.as_ref())
+                        .and_then(|m| m.get("density_version"))
+                        .map_or_else(|| "none".to_owned(), ToString::to_string);
+                    facts.push(("complete for density version".into(), covered));
                     facts.push(("cells".into(), value(3).unwrap_or_default()));
                     facts.push(("devices counted".into(), value(4).unwrap_or_default()));
                 }

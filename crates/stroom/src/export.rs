@@ -175,16 +175,15 @@ fn quantile(sorted: &[f64], q: f64) -> f64 {
 async fn cell_values(session: &QuerySession, route: &Route, date: NaiveDate) -> Result<Vec<CellValue>, BackendError> {
     let resolution = Resolution::new(i64::from(DEFAULT_ROUTE_RESOLUTION)).map_err(failed)?;
     let cells = route.cells(resolution, DEFAULT_BUFFER_RINGS).map_err(failed)?;
-    let groups: Vec<(String, Vec<Cell>)> =
-        cells.segments.iter().map(|s| (s.segment_id.clone(), s.cells.clone())).collect();
     let mut days: BTreeMap<i64, BTreeMap<NaiveDate, f64>> = BTreeMap::new();
     if session.has_table("density") {
         let from = date - Duration::days(7 * BASELINE_WEEKS);
-        let batches = session.cell_day_series(&groups, from, date + Duration::days(1)).await.map_err(failed)?;
+        let all: Vec<Cell> = cells.segments.iter().flat_map(|s| s.cells.iter().copied()).collect();
+        let batches = session.cell_day_series(&all, from, date + Duration::days(1)).await.map_err(failed)?;
         for b in &batches {
-            let ids = b.column(1).as_primitive::<Int64Type>();
-            let dates = b.column(2).as_primitive::<Date32Type>();
-            let devices = b.column(3).as_primitive::<Int64Type>();
+            let ids = b.column(0).as_primitive::<Int64Type>();
+            let dates = b.column(1).as_primitive::<Date32Type>();
+            let devices = b.column(2).as_primitive::<Int64Type>();
             for r in 0..b.num_rows() {
                 days.entry(ids.value(r)).or_default().insert(days_to_date(dates.value(r)), devices.value(r) as f64);
             }

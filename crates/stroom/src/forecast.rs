@@ -2,7 +2,7 @@
 //! its upstream density signals from the store, run the models of
 //! `stroom-model`, and write the results to files and to the store.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -354,29 +354,26 @@ async fn load(store: &Store, (station, groups): &Groups, vintage: Option<Vintage
 
     let mut upstream = Vec::new();
     if session.has_table("density") && !groups.is_empty() {
-        let batches = session.cell_day_series(groups, start, end + chrono::Duration::days(1)).await?;
-        // name → cell → day index → devices; and the days the store covers.
-        let mut cells: BTreeMap<String, BTreeMap<i64, Vec<(usize, f64)>>> = BTreeMap::new();
+        let all: Vec<Cell> = groups.iter().flat_map(|(_, cells)| cells.iter().copied()).collect();
+        let batches = session.cell_day_series(&all, start, end + chrono::Duration::days(1)).await?;
+        // cell → (day index, devices); and the days the store covers.
+        let mut found: HashMap<i64, Vec<(usize, f64)>> = HashMap::new();
         let mut covered: Option<(usize, usize)> = None;
         for batch in &batches {
-            let names = batch.column(0).as_string::<i32>();
-            let ids = batch.column(1).as_primitive::<Int64Type>();
-            let dates = batch.column(2).as_primitive::<Date32Type>();
-            let devices = batch.column(3).as_primitive::<Int64Type>();
+            let ids = batch.column(0).as_primitive::<Int64Type>();
+            let dates = batch.column(1).as_primitive::<Date32Type>();
+            let devices = batch.column(2).as_primitive::<Int64Type>();
             for i in 0..batch.num_rows() {
                 let day = usize::try_from((days_to_date(dates.value(i)) - start).num_days()).unwrap_or(0);
                 covered = Some(covered.map_or((day, day), |(a, b)| (a.min(day), b.max(day))));
-                cells
-                    .entry(names.value(i).to_owned())
-                    .or_default()
-                    .entry(ids.value(i))
-                    .or_default()
-                    .push((day, devices.value(i) as f64));
+                found.entry(ids.value(i)).or_default().push((day, devices.value(i) as f64));
             }
         }
         if let Some((first, last)) = covered {
             for (name, group) in groups {
-                let Some(found) = cells.get(name) else { continue };
+                if !group.iter().any(|cell| found.contains_key(&(cell.to_u64() as i64))) {
+                    continue;
+                }
                 let matrix: Vec<Vec<f64>> = group
                     .iter()
                     .map(|cell| {

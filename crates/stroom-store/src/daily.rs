@@ -1,0 +1,305 @@
+//! The daily rollup of density, `density_daily(cell, day, devices,
+//! cell_hours)`: the devices and the reported cell-hours of each (cell, day),
+//! so that daily series (the models' upstream signal, the maps' baselines)
+//! read a table about 24 times smaller than the hourly one.
+//!
+//! The rollup is derived, never ingested into. Each of its commits records
+//! the density version it is complete for (`density_version`); a reader uses
+//! the rollup only at exactly the density version it reads, and the hourly
+//! table otherwise, so that a rollup that lags (an ingest stopped between its
+//! two commits) can give a slower answer but never a different one. An ingest
+//! appends the rollup of its own rows as it writes them; [`catch_up_daily`]
+//! rolls up the density files a lagging rollup does not cover yet.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, AsArray, Date32Array, Int64Array, RecordBatch};
+use datafusion::arrow::datatypes::{
+    DataType, Field, Int32Type, Int64Type, Schema, SchemaRef, TimestampMicrosecondType,
+};
+use datafusion::object_store::ObjectStoreExt;
+use datafusion::parquet::arrow::ProjectionMask;
+use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use datafusion::parquet::basic::{Compression, ZstdLevel};
+use datafusion::parquet::file::metadata::SortingColumn;
+use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
+use deltalake::DeltaTable;
+use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
+use deltalake::kernel::{Action, Add, DataType as DeltaType, StructField};
+use deltalake::protocol::{DeltaOperation, SaveMode};
+use deltalake::writer::{DeltaWriter, RecordBatchWriter};
+use futures::TryStreamExt;
+use serde_json::{Value, json};
+
+use crate::store::{COMMIT_METADATA_KEY, commit_metadata};
+use crate::{Store, StoreError, TableName};
+
+/// Rollup rows buffered before they are sorted by cell and written as one
+/// file (24 bytes each).
+const BUFFER_ROWS: usize = 1 << 21;
+/// Rows per Parquet row group of the rollup.
+const ROW_GROUP_ROWS: usize = 32_768;
+/// Rows per record batch handed to the Delta writer.
+const BATCH_ROWS: usize = 262_144;
+
+/// `density_daily(cell, day, devices, cell_hours)`: per (cell, UTC day), the
+/// sum of the stored hourly counts and the number of stored cell-hours. Files
+/// are sorted by cell, then day.
+pub fn density_daily_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("cell", DataType::Int64, false),
+        Field::new("day", DataType::Date32, false),
+        Field::new("devices", DataType::Int64, false),
+        Field::new("cell_hours", DataType::Int64, false),
+    ]))
+}
+
+fn density_daily_columns() -> Vec<StructField> {
+    vec![
+        StructField::new("cell", DeltaType::LONG, false),
+        StructField::new("day", DeltaType::DATE, false),
+        StructField::new("devices", DeltaType::LONG, false),
+        StructField::new("cell_hours", DeltaType::LONG, false),
+    ]
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct DailyRow {
+    cell: u64,
+    day: i32,
+    devices: u64,
+    cell_hours: u64,
+}
+
+/// Rollup rows on their way into one rollup commit: buffered, sorted by
+/// (cell, day), written in files of at most [`BUFFER_ROWS`] rows.
+pub(crate) struct DailyRollup {
+    table: DeltaTable,
+    writer: RecordBatchWriter,
+    rows: Vec<DailyRow>,
+    adds: Vec<Add>,
+    written: u64,
+}
+
+impl DailyRollup {
+    /// Starts a rollup commit, creating the rollup table if missing.
+    pub(crate) async fn start(store: &Store) -> Result<Self, StoreError> {
+        let table = store.open_or_create(TableName::DensityDaily, density_daily_columns(), &[]).await?;
+        let writer = RecordBatchWriter::for_table(&table)
+            .map_err(StoreError::delta("density_daily"))?
+            .with_writer_properties(writer_properties());
+        Ok(Self { table, writer, rows: Vec::new(), adds: Vec::new(), written: 0 })
+    }
+
+    /// Adds hourly counts of one (cell, day); successive calls for the same
+    /// key are summed in place.
+    pub(crate) fn add(&mut self, cell: u64, day: i32, devices: u64, cell_hours: u64) {
+        match self.rows.last_mut() {
+            Some(last) if last.cell == cell && last.day == day => {
+                last.devices += devices;
+                last.cell_hours += cell_hours;
+            }
+            _ => self.rows.push(DailyRow { cell, day, devices, cell_hours }),
+        }
+    }
+
+    /// Writes the buffer once it is full.
+    pub(crate) async fn flush_if_full(&mut self) -> Result<(), StoreError> {
+        if self.rows.len() >= BUFFER_ROWS { self.write_buffer().await } else { Ok(()) }
+    }
+
+    async fn write_buffer(&mut self) -> Result<(), StoreError> {
+        if self.rows.is_empty() {
+            return Ok(());
+        }
+        let mut rows = std::mem::take(&mut self.rows);
+        rows.sort_unstable_by_key(|r| (r.cell, r.day));
+        rows.dedup_by(|next, kept| {
+            let same = next.cell == kept.cell && next.day == kept.day;
+            if same {
+                kept.devices += next.devices;
+                kept.cell_hours += next.cell_hours;
+            }
+            same
+        });
+        for chunk in rows.chunks(BATCH_ROWS) {
+            self.writer.write(daily_batch(chunk)?).await.map_err(StoreError::delta("density_daily"))?;
+        }
+        self.written += rows.len() as u64;
+        self.adds.extend(self.writer.flush().await.map_err(StoreError::delta("density_daily"))?);
+        Ok(())
+    }
+
+    /// Commits the rollup as complete for `density_version` of density.
+    pub(crate) async fn commit(mut self, density_version: u64) -> Result<u64, StoreError> {
+        self.write_buffer().await?;
+        let metadata = json!({
+            "operation": "rollup-density",
+            "density_version": density_version,
+            "rows_written": self.written,
+        });
+        let snapshot = self.table.snapshot().map_err(StoreError::delta("density_daily"))?;
+        let operation = DeltaOperation::Write { mode: SaveMode::Append, partition_by: None, predicate: None };
+        let committed = CommitBuilder::from(
+            CommitProperties::default().with_metadata([(COMMIT_METADATA_KEY.to_owned(), metadata)]),
+        )
+        .with_actions(std::mem::take(&mut self.adds).into_iter().map(Action::Add).collect())
+        .build(Some(snapshot), self.table.log_store(), operation)
+        .await
+        .map_err(StoreError::delta("density_daily"))?;
+        Ok(committed.version())
+    }
+
+    /// Gives the rollup up, removing the files it wrote (they were never
+    /// part of the table).
+    pub(crate) async fn abandon(self) {
+        let store = self.table.object_store();
+        for add in &self.adds {
+            let path = deltalake::Path::from(add.path.as_str());
+            if let Err(error) = store.delete(&path).await {
+                tracing::warn!(file = add.path, %error, "Could not remove an uncommitted rollup file.");
+            }
+        }
+    }
+}
+
+fn daily_batch(rows: &[DailyRow]) -> Result<RecordBatch, StoreError> {
+    Ok(RecordBatch::try_new(
+        density_daily_schema(),
+        vec![
+            Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.cell as i64))),
+            Arc::new(Date32Array::from_iter_values(rows.iter().map(|r| r.day))),
+            Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.devices as i64))),
+            Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.cell_hours as i64))),
+        ],
+    )?)
+}
+
+fn writer_properties() -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).expect("3 is a valid zstd level")))
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_sorting_columns(Some(vec![
+            SortingColumn { column_idx: 0, descending: false, nulls_first: false },
+            SortingColumn { column_idx: 1, descending: false, nulls_first: false },
+        ]))
+        .build()
+}
+
+/// The density version the latest rollup commit is complete for; `None`
+/// when there is no rollup.
+async fn covered_version(store: &Store) -> Result<Option<u64>, StoreError> {
+    let Some(table) = store.table(TableName::DensityDaily).await? else { return Ok(None) };
+    let history = commit_metadata(&table, TableName::DensityDaily).await?;
+    Ok(history.first().and_then(|m| m.get("density_version")).and_then(Value::as_u64))
+}
+
+/// Whether the rollup is complete for `density_version` (so that an ingest
+/// on top of it may append the rollup of its own rows).
+pub(crate) async fn is_current(store: &Store, density_version: Option<u64>) -> Result<bool, StoreError> {
+    Ok(match density_version {
+        None => store.table(TableName::DensityDaily).await?.is_none(),
+        Some(version) => covered_version(store).await? == Some(version),
+    })
+}
+
+/// Brings the rollup up to the density table's latest version: the density
+/// files it does not cover yet are read back and rolled up, in one commit.
+/// Returns the rollup version, or `None` when there is no density.
+pub async fn catch_up_daily(store: &Store) -> Result<Option<u64>, StoreError> {
+    let Some(density) = store.table(TableName::Density).await? else { return Ok(None) };
+    let version = density.version().unwrap_or(0);
+    let covered = covered_version(store).await?;
+    if covered == Some(version) {
+        return Ok(store.table(TableName::DensityDaily).await?.and_then(|t| t.version()));
+    }
+    let known: HashSet<String> = match covered {
+        Some(covered) => match store.table_at(TableName::Density, Some(covered)).await? {
+            Some(old) => object_paths(&old)?.into_iter().collect(),
+            None => HashSet::new(),
+        },
+        None => HashSet::new(),
+    };
+    let files: Vec<String> = object_paths(&density)?.into_iter().filter(|p| !known.contains(p)).collect();
+    tracing::info!(files = files.len(), density_version = version, "Rolling up density by day.");
+    let mut rollup = DailyRollup::start(store).await?;
+    let read = async {
+        for file in &files {
+            roll_up_file(&density, file, &mut rollup).await?;
+            rollup.flush_if_full().await?;
+        }
+        Ok::<_, StoreError>(())
+    };
+    if let Err(error) = read.await {
+        rollup.abandon().await;
+        return Err(error);
+    }
+    Ok(Some(rollup.commit(version).await?))
+}
+
+fn object_paths(table: &DeltaTable) -> Result<Vec<String>, StoreError> {
+    let snapshot = table.snapshot().map_err(StoreError::delta("density"))?;
+    Ok(snapshot.log_data().into_iter().map(|add| add.object_store_path().to_string()).collect())
+}
+
+/// Adds the (cell, day) sums of one density file to the rollup.
+async fn roll_up_file(density: &DeltaTable, file: &str, rollup: &mut DailyRollup) -> Result<(), StoreError> {
+    let path = deltalake::Path::from(file);
+    let problem = |problem: String| StoreError::Parquet { path: file.into(), problem };
+    let bytes = density
+        .object_store()
+        .get(&path)
+        .await
+        .map_err(|e| problem(e.to_string()))?
+        .bytes()
+        .await
+        .map_err(|e| problem(e.to_string()))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| problem(e.to_string()))?;
+    let columns: Vec<usize> = ["cell", "ts", "count"]
+        .iter()
+        .map(|name| builder.schema().index_of(name).map_err(|_| problem(format!("no column {name} in a density file"))))
+        .collect::<Result<_, _>>()?;
+    let mask = ProjectionMask::roots(builder.parquet_schema(), columns);
+    let reader = builder.with_projection(mask).with_batch_size(65_536).build().map_err(|e| problem(e.to_string()))?;
+    let mut sums: HashMap<(u64, i32), (u64, u64)> = HashMap::new();
+    for batch in reader {
+        let batch = batch.map_err(|e| problem(e.to_string()))?;
+        let index = |name: &str| batch.schema().index_of(name).map_err(|e| problem(e.to_string()));
+        let cells = batch.column(index("cell")?).as_primitive::<Int64Type>();
+        let ts = batch.column(index("ts")?).as_primitive::<TimestampMicrosecondType>();
+        let counts = batch.column(index("count")?).as_primitive::<Int32Type>();
+        if cells.null_count() + ts.null_count() + counts.null_count() > 0 {
+            return Err(problem("a null in a density file".into()));
+        }
+        for i in 0..batch.num_rows() {
+            let key = (cells.value(i) as u64, stroom_core::day_of_micros(ts.value(i)));
+            let entry = sums.entry(key).or_default();
+            entry.0 += counts.value(i).max(0) as u64;
+            entry.1 += 1;
+        }
+    }
+    let mut rows: Vec<_> = sums.into_iter().collect();
+    rows.sort_unstable_by_key(|(key, _)| *key);
+    for ((cell, day), (devices, cell_hours)) in rows {
+        rollup.add(cell, day, devices, cell_hours);
+    }
+    Ok(())
+}
+
+/// The version of the rollup that is complete for `density_version` of
+/// density, if there is one.
+pub async fn daily_version_for(store: &Store, density_version: u64) -> Result<Option<u64>, StoreError> {
+    let Some(table) = store.table(TableName::DensityDaily).await? else { return Ok(None) };
+    let latest = table.version().unwrap_or(0);
+    let infos: Vec<_> = table.history(None).try_collect().await.map_err(StoreError::delta("density_daily"))?;
+    // The history lists every commit, newest first: entry i is version latest − i.
+    if infos.len() as u64 != latest + 1 {
+        return Ok(None);
+    }
+    Ok(infos.iter().enumerate().find_map(|(i, info)| {
+        let covered = info.info.get(COMMIT_METADATA_KEY)?.get("density_version")?.as_u64()?;
+        (covered == density_version).then_some(latest - i as u64)
+    }))
+}
