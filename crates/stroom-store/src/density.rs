@@ -182,44 +182,69 @@ impl Runs {
             file.seek(std::io::SeekFrom::Start(0)).map_err(spill_error)?;
             readers.push(RunReader::new(file.try_clone().map_err(spill_error)?));
         }
-        let heads = readers.iter_mut().map(RunReader::next).collect::<Result<_, _>>()?;
-        Ok(Merged { readers, heads, rest: rest.iter().peekable(), done: false })
+        let heads = readers
+            .iter_mut()
+            .map(|r| r.next().map(|head| head.map(|o| (sort_key(&o), o))))
+            .collect::<Result<_, _>>()?;
+        Ok(Merged { readers, heads, rest, done: false })
     }
 }
 
 /// The merged stream of [`Runs::merged`].
 struct Merged<'a> {
     readers: Vec<RunReader>,
-    heads: Vec<Option<Observation>>,
-    rest: std::iter::Peekable<std::slice::Iter<'a, Observation>>,
+    /// The next observation of each run, with its sort key.
+    heads: Vec<Option<(u128, Observation)>>,
+    rest: &'a [Observation],
     done: bool,
 }
 
 impl Merged<'_> {
-    fn next_observation(&mut self) -> Result<Option<Observation>, StoreError> {
-        let mut best: Option<(usize, Observation)> = None;
+    /// The run holding the smallest head, and that key.
+    fn best_run(&self) -> Option<(usize, u128)> {
+        let mut best: Option<(usize, u128)> = None;
         for (i, head) in self.heads.iter().enumerate() {
-            if let Some(o) = head {
-                if best.is_none_or(|(_, b)| sort_key(o) < sort_key(&b)) {
-                    best = Some((i, *o));
+            if let Some((key, _)) = head {
+                if best.is_none_or(|(_, b)| *key < b) {
+                    best = Some((i, *key));
                 }
             }
         }
-        let from_rest = match (self.rest.peek(), best) {
-            (Some(r), Some((_, b))) => sort_key(r) < sort_key(&b),
+        best
+    }
+
+    fn next_observation(&mut self) -> Result<Option<Observation>, StoreError> {
+        let best = self.best_run();
+        let from_rest = match (self.rest.first(), best) {
+            (Some(r), Some((_, b))) => sort_key(r) < b,
             (Some(_), None) => true,
             (None, _) => false,
         };
         if from_rest {
-            return Ok(self.rest.next().copied());
+            let (first, tail) = self.rest.split_first().expect("checked above");
+            self.rest = tail;
+            return Ok(Some(*first));
         }
         match best {
-            Some((i, o)) => {
-                self.heads[i] = self.readers[i].next()?;
-                Ok(Some(o))
+            Some((i, _)) => {
+                let next = self.readers[i].next()?.map(|o| (sort_key(&o), o));
+                Ok(std::mem::replace(&mut self.heads[i], next).map(|(_, o)| o))
             }
             None => Ok(None),
         }
+    }
+
+    /// Takes the longest prefix of the in-memory rest that sorts before
+    /// every run head, at most `limit` observations: no merging needed.
+    fn rest_prefix(&mut self, limit: usize) -> &[Observation] {
+        let bound = self.best_run().map(|(_, key)| key);
+        let take = match bound {
+            None => self.rest.len().min(limit),
+            Some(bound) => self.rest.iter().take(limit).take_while(|o| sort_key(o) < bound).count(),
+        };
+        let (prefix, tail) = self.rest.split_at(take);
+        self.rest = tail;
+        prefix
     }
 }
 
@@ -232,22 +257,26 @@ impl Iterator for Merged<'_> {
         }
         let mut chunk: Vec<Observation> = Vec::with_capacity(WRITE_BATCH_ROWS.min(1 << 16));
         loop {
-            let next = match self.next_observation() {
-                Ok(Some(o)) => o,
-                Ok(None) => {
-                    self.done = true;
-                    break;
-                }
-                Err(e) => {
-                    self.done = true;
-                    return Some(Err(e));
-                }
-            };
-            match chunk.last_mut() {
-                Some(last) if last.cell == next.cell && last.hour == next.hour => {
-                    last.count = last.count.saturating_add(next.count)
-                }
-                _ => chunk.push(next),
+            // Stretches of the rest that come before every run are copied
+            // whole (all of it when nothing spilled).
+            let room = WRITE_BATCH_ROWS.saturating_sub(chunk.len()).max(1);
+            let prefix = self.rest_prefix(room);
+            if let Some((first, tail)) = prefix.split_first() {
+                push_summed(&mut chunk, *first);
+                chunk.extend_from_slice(tail);
+            } else {
+                let next = match self.next_observation() {
+                    Ok(Some(o)) => o,
+                    Ok(None) => {
+                        self.done = true;
+                        break;
+                    }
+                    Err(e) => {
+                        self.done = true;
+                        return Some(Err(e));
+                    }
+                };
+                push_summed(&mut chunk, next);
             }
             // Cut only between keys, so that no key spans two chunks.
             if chunk.len() >= WRITE_BATCH_ROWS {
@@ -261,11 +290,21 @@ impl Iterator for Merged<'_> {
     }
 }
 
+/// Appends an observation, summing it into the last one when the keys match.
+fn push_summed(chunk: &mut Vec<Observation>, next: Observation) {
+    match chunk.last_mut() {
+        Some(last) if last.cell == next.cell && last.hour == next.hour => {
+            last.count = last.count.saturating_add(next.count)
+        }
+        _ => chunk.push(next),
+    }
+}
+
 impl Merged<'_> {
     /// The key of the next observation, without taking it.
     fn peek_key(&mut self) -> Option<(u64, i64)> {
-        let run_best = self.heads.iter().flatten().min_by_key(|o| sort_key(o)).copied();
-        let rest_best = self.rest.peek().map(|o| **o);
+        let run_best = self.heads.iter().flatten().min_by_key(|(key, _)| *key).map(|(_, o)| *o);
+        let rest_best = self.rest.first().copied();
         match (run_best, rest_best) {
             (Some(a), Some(b)) => Some(if sort_key(&a) <= sort_key(&b) { (a.cell, a.hour) } else { (b.cell, b.hour) }),
             (Some(a), None) => Some((a.cell, a.hour)),
@@ -714,7 +753,7 @@ fn density_batch(rows: &[Observation]) -> Result<RecordBatch, StoreError> {
 /// zstd, page statistics, and the sort order recorded in the file footer.
 fn writer_properties() -> WriterProperties {
     WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).expect("3 is a valid zstd level")))
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).expect("1 is a valid zstd level")))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .set_statistics_enabled(EnabledStatistics::Page)
         // Plain values compress as well under zstd here (cells come in runs,
