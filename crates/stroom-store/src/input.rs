@@ -188,7 +188,18 @@ struct PointMemo {
     /// The position of the previous lookup's point.
     last: usize,
     resolution: Option<Resolution>,
+    /// Lookups and hits in the current window.
+    lookups: u32,
+    hits: u32,
+    /// Lookups left to skip: when coordinates rarely repeat, the memo only
+    /// costs, so it stands aside for a while and then tries again.
+    resting: u32,
 }
+
+/// Lookups per window of the memo's hit rate.
+const MEMO_WINDOW: u32 = 1 << 16;
+/// Lookups the memo skips after a window with fewer than a quarter hits.
+const MEMO_REST: u32 = 1 << 20;
 
 /// Points after the previous one that a lookup reads before the index.
 const MEMO_LOOKAHEAD: usize = 8;
@@ -199,6 +210,24 @@ impl PointMemo {
             *self = Self { resolution: Some(resolution), ..Self::default() };
             return None;
         }
+        if self.resting > 0 {
+            self.resting -= 1;
+            return None;
+        }
+        self.lookups += 1;
+        if self.lookups == MEMO_WINDOW {
+            if self.hits < MEMO_WINDOW / 4 {
+                self.resting = MEMO_REST;
+            }
+            self.lookups = 0;
+            self.hits = 0;
+        }
+        let found = self.lookup(lat_bits, lng_bits);
+        self.hits += u32::from(found.is_some());
+        found
+    }
+
+    fn lookup(&mut self, lat_bits: u64, lng_bits: u64) -> Option<u64> {
         let ahead = self.points.get(self.last + 1..).unwrap_or_default();
         if let Some(step) = ahead.iter().take(MEMO_LOOKAHEAD).position(|p| p[0] == lat_bits && p[1] == lng_bits) {
             self.last += 1 + step;
@@ -210,6 +239,9 @@ impl PointMemo {
     }
 
     fn insert(&mut self, lat_bits: u64, lng_bits: u64, cell: u64) {
+        if self.resting > 0 {
+            return;
+        }
         if self.points.len() >= MEMO_POINTS {
             self.points.clear();
             self.index.clear();
@@ -656,5 +688,28 @@ mod tests {
         memo.insert(lat.to_bits(), lng.to_bits(), cell(lat, lng, nine));
         assert_eq!(memo.find(lat.to_bits(), lng.to_bits(), nine), Some(cell(lat, lng, nine)));
         assert_eq!(memo.points.len(), 1);
+    }
+
+    #[test]
+    fn the_point_memo_stands_aside_when_points_do_not_repeat() {
+        let seven = Resolution::new(7).unwrap();
+        let mut memo = PointMemo::default();
+        let mut misses = 0u32;
+        for i in 0..MEMO_WINDOW + 10 {
+            let (lat, lng) = (10.0 + f64::from(i) * 1e-5, 20.0);
+            if memo.find(lat.to_bits(), lng.to_bits(), seven).is_none() {
+                misses += 1;
+                memo.insert(lat.to_bits(), lng.to_bits(), cell(lat, lng, seven));
+            }
+        }
+        assert_eq!(misses, MEMO_WINDOW + 10);
+        assert!(memo.resting > 0);
+        let held = memo.points.len();
+        assert!(held < (MEMO_WINDOW + 10) as usize);
+        // While resting it neither answers nor grows.
+        let (lat, lng) = (10.0, 20.0);
+        assert_eq!(memo.find(lat.to_bits(), lng.to_bits(), seven), None);
+        memo.insert(1.0f64.to_bits(), 2.0f64.to_bits(), cell(1.0, 2.0, seven));
+        assert_eq!(memo.points.len(), held);
     }
 }
