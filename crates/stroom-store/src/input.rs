@@ -696,7 +696,7 @@ mod tests {
         let mut memo = PointMemo::default();
         let mut misses = 0u32;
         for i in 0..MEMO_WINDOW + 10 {
-            let (lat, lng) = (10.0 + f64::from(i) * 1e-5, 20.0);
+            let (lat, lng): (f64, f64) = (10.0 + f64::from(i) * 1e-5, 20.0);
             if memo.find(lat.to_bits(), lng.to_bits(), seven).is_none() {
                 misses += 1;
                 memo.insert(lat.to_bits(), lng.to_bits(), cell(lat, lng, seven));
@@ -707,7 +707,7 @@ mod tests {
         let held = memo.points.len();
         assert!(held < (MEMO_WINDOW + 10) as usize);
         // While resting it neither answers nor grows.
-        let (lat, lng) = (10.0, 20.0);
+        let (lat, lng): (f64, f64) = (10.0, 20.0);
         assert_eq!(memo.find(lat.to_bits(), lng.to_bits(), seven), None);
         memo.insert(1.0f64.to_bits(), 2.0f64.to_bits(), cell(1.0, 2.0, seven));
         assert_eq!(memo.points.len(), held);
