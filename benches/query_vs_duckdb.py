@@ -10,6 +10,11 @@ same cell list (a join with a table of the route's cells). Each runs in its
 own process; the script reports wall time and peak RSS of each (best of
 --repeat runs), checks that both give the same sums, and prints the ratio.
 
+Daily series in stroom read the store's daily rollup (`density_daily`, one
+row per cell and day) when it is complete for the density version read. So
+that the comparison stays like for like, DuckDB then also runs the query on
+the rollup's files, and the ratio is given against both DuckDB runs.
+
 Usage: python3 benches/query_vs_duckdb.py --store stroom-demo/store [--route channel] [--year 2024]
 Needs: the stroom release binary, `pip install duckdb`.
 """
@@ -36,6 +41,24 @@ rows = con.execute(f'''
     FROM read_parquet('{files}', hive_partitioning = false) d JOIN route_cells g ON d.cell = g.cell
     WHERE d.ts >= TIMESTAMPTZ '{start} 00:00:00+00' AND d.ts < TIMESTAMPTZ '{end} 00:00:00+00'
     GROUP BY g.name, day ORDER BY g.name, day
+''').fetchall()
+for name, day, devices in rows:
+    print(f"{name},{day},{devices}")
+"""
+
+DUCKDB_DAILY_JOB = r"""
+import sys, json, duckdb
+files, cells_json, start, end = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+cells = json.load(open(cells_json))
+con = duckdb.connect()
+con.execute("SET threads TO 2")
+con.execute("CREATE TABLE route_cells(name VARCHAR, cell BIGINT)")
+con.executemany("INSERT INTO route_cells VALUES (?, ?)", cells)
+rows = con.execute(f'''
+    SELECT g.name, d.day, SUM(d.devices) AS devices
+    FROM read_parquet('{files}') d JOIN route_cells g ON d.cell = g.cell
+    WHERE d.day >= DATE '{start}' AND d.day < DATE '{end}'
+    GROUP BY g.name, d.day ORDER BY g.name, d.day
 ''').fetchall()
 for name, day, devices in rows:
     print(f"{name},{day},{devices}")
@@ -87,22 +110,39 @@ def main():
 
     stroom_cmd = [stroom, "series", "--store", args.store, "--route", args.route, "--from", start, "--to", end, "--buffer", str(args.buffer), "--csv"]
     duck_cmd = [sys.executable, "-c", DUCKDB_JOB, files, cells_json, start, end]
-    s_times, d_times = [], []
+    daily_files = os.path.join(args.store, "density_daily", "*.parquet")
+    has_daily = os.path.isdir(os.path.join(args.store, "density_daily"))
+    daily_cmd = [sys.executable, "-c", DUCKDB_DAILY_JOB, daily_files, cells_json, start, end]
+    s_times, d_times, dd_times = [], [], []
     for _ in range(args.repeat):
         t, s_out = measured(stroom_cmd)
         s_times.append(t)
         t, d_out = measured(duck_cmd)
         d_times.append(t)
+        if has_daily:
+            t, dd_out = measured(daily_cmd)
+            dd_times.append(t)
+
+    def parse(out):
+        return [(n, d, int(v)) for n, d, v in (line.split(",") for line in out.splitlines())]
+
     s_rows = [(r["name"], r["time"], int(r["devices"])) for r in csv.DictReader(io.StringIO(s_out))]
-    d_rows = [(n, d, int(v)) for n, d, v in (line.split(",") for line in d_out.splitlines())]
+    d_rows = parse(d_out)
     if s_rows != d_rows:
         sys.exit(f"results differ: stroom {len(s_rows)} rows, duckdb {len(d_rows)} rows; first: {s_rows[:2]} vs {d_rows[:2]}")
+    if has_daily and parse(dd_out) != d_rows:
+        sys.exit("results differ: duckdb on the daily rollup and on the hourly files")
     s_mem, d_mem = peak_rss(stroom_cmd), peak_rss(duck_cmd)
     s_best, d_best = min(s_times), min(d_times)
     print(f"store: {int(rows):,} density rows; route {args.route} ({len(cells):,} cells), {start} .. {end}: {len(s_rows)} segment-days, identical results")
-    print(f"stroom series : best {s_best:6.3f} s of {args.repeat} (process, including start-up)  peak RSS {s_mem:6.0f} MiB")
-    print(f"duckdb        : best {d_best:6.3f} s of {args.repeat} (process, including start-up)  peak RSS {d_mem:6.0f} MiB")
-    print(f"ratio stroom/duckdb time: {s_best / d_best:.2f}")
+    print(f"stroom series        : best {s_best:6.3f} s of {args.repeat} (process, including start-up)  peak RSS {s_mem:6.0f} MiB")
+    print(f"duckdb, hourly files : best {d_best:6.3f} s of {args.repeat} (process, including start-up)  peak RSS {d_mem:6.0f} MiB")
+    if has_daily:
+        dd_best, dd_mem = min(dd_times), peak_rss(daily_cmd)
+        print(f"duckdb, daily rollup : best {dd_best:6.3f} s of {args.repeat} (process, including start-up)  peak RSS {dd_mem:6.0f} MiB")
+        print(f"ratio stroom/duckdb time: {s_best / d_best:.2f} against the hourly files, {s_best / dd_best:.2f} against the same rollup")
+    else:
+        print(f"ratio stroom/duckdb time: {s_best / d_best:.2f}")
 
 
 if __name__ == "__main__":
