@@ -355,3 +355,30 @@ fn the_binary_exits_non_zero_and_names_the_problem() {
     assert!(stderr.contains("bad-arrivals.csv, line 2, column 'date', value '2024-04-31'"), "{stderr}");
     assert_eq!(versions(&store), before);
 }
+
+#[test]
+fn a_sum_beyond_the_stored_count_range_is_refused_and_leaves_the_store_as_it_was() {
+    // One count above 2^31 − 1 passes the row checks (it fits a u32) but not
+    // the table's integer column: the ingest fails while writing.
+    let dir = tempfile::tempdir().unwrap();
+    let big = csv(dir.path(), "big.csv", "ts,lat,lon,count\n2024-05-01T10:00:00Z,51.0,1.9,3000000000\n");
+    let ingest = DensityIngest::new(Resolution::new(7).unwrap(), 15).unwrap();
+    let rt = runtime();
+
+    // On a new store, the tables the ingest created are gone again.
+    let empty = Store::open(&dir.path().join("empty").to_string_lossy()).unwrap();
+    let error = rt.block_on(ingest.run(&empty, &[big.clone()], &noop)).expect_err("refused").to_string();
+    assert!(error.contains("exceeds 2147483647") && error.contains("2024-05-01T10:00:00"), "{error}");
+    assert!(rt.block_on(empty.table(TableName::Density)).unwrap().is_none());
+    assert!(rt.block_on(empty.table(TableName::DensityDaily)).unwrap().is_none());
+    assert!(!dir.path().join("empty").join("density").exists());
+
+    // On a store with data, every table version, the rollup's too, is unchanged.
+    let store = store_with_data(dir.path());
+    let rollup = |store: &Store| rt.block_on(store.table(TableName::DensityDaily)).unwrap().and_then(|t| t.version());
+    let (before, rollup_before) = (versions(&store), rollup(&store));
+    assert!(rollup_before.is_some());
+    rt.block_on(ingest.run(&store, &[big], &noop)).expect_err("refused");
+    assert_eq!(versions(&store), before);
+    assert_eq!(rollup(&store), rollup_before);
+}

@@ -486,6 +486,14 @@ impl DensityIngest {
                 if let Some(rollup) = rollup {
                     rollup.abandon().await;
                 }
+                // Tables that this ingest created (empty, with only their
+                // creation commit) go too: the store is left as it was.
+                if version_before.is_none() && table.is_some() {
+                    remove_new_table(store, TableName::Density).await;
+                    if append_rollup {
+                        remove_new_table(store, TableName::DensityDaily).await;
+                    }
+                }
                 return Err(failure.unwrap_or_else(|| adds.err().expect("one of the two failed")));
             }
         };
@@ -725,6 +733,25 @@ async fn remove_uncommitted(table: &deltalake::DeltaTable, adds: &[deltalake::ke
         if let Err(error) = datafusion::object_store::ObjectStoreExt::delete(store.as_ref(), &path).await {
             tracing::warn!(file = add.path, %error, "Could not remove an uncommitted file.");
         }
+    }
+}
+
+/// Removes a table created by a failed ingest: every object under it (best
+/// effort), and its folder on a local store.
+async fn remove_new_table(store: &Store, name: TableName) {
+    use datafusion::object_store::ObjectStoreExt;
+    use futures::TryStreamExt;
+    if let Ok(Some(table)) = store.table(name).await {
+        let objects = table.object_store();
+        let listed: Result<Vec<_>, _> = objects.list(None).try_collect().await;
+        for meta in listed.unwrap_or_default() {
+            if let Err(error) = objects.delete(&meta.location).await {
+                tracing::warn!(table = name.as_str(), %error, "Could not remove a file of a table the failed ingest created.");
+            }
+        }
+    }
+    if let Ok(path) = store.table_url(name).to_file_path() {
+        let _ = std::fs::remove_dir_all(path);
     }
 }
 
