@@ -30,37 +30,26 @@ import time
 
 DUCKDB_JOB = r"""
 import sys, json, duckdb
-files, cells_json, start, end = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+form, files, cells_json, start, end = sys.argv[1:6]
 cells = json.load(open(cells_json))
 con = duckdb.connect()
 con.execute("SET threads TO 2")
 con.execute("CREATE TABLE route_cells(name VARCHAR, cell BIGINT)")
 con.executemany("INSERT INTO route_cells VALUES (?, ?)", cells)
-rows = con.execute(f'''
-    SELECT g.name, CAST(d.ts AS DATE) AS day, SUM(CAST(d.count AS BIGINT)) AS devices
-    FROM read_parquet('{files}', hive_partitioning = false) d JOIN route_cells g ON d.cell = g.cell
-    WHERE d.ts >= TIMESTAMPTZ '{start} 00:00:00+00' AND d.ts < TIMESTAMPTZ '{end} 00:00:00+00'
-    GROUP BY g.name, day ORDER BY g.name, day
-''').fetchall()
-for name, day, devices in rows:
-    print(f"{name},{day},{devices}")
-"""
-
-DUCKDB_DAILY_JOB = r"""
-import sys, json, duckdb
-files, cells_json, start, end = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
-cells = json.load(open(cells_json))
-con = duckdb.connect()
-con.execute("SET threads TO 2")
-con.execute("CREATE TABLE route_cells(name VARCHAR, cell BIGINT)")
-con.executemany("INSERT INTO route_cells VALUES (?, ?)", cells)
-rows = con.execute(f'''
-    SELECT g.name, d.day, SUM(d.devices) AS devices
-    FROM read_parquet('{files}') d JOIN route_cells g ON d.cell = g.cell
-    WHERE d.day >= DATE '{start}' AND d.day < DATE '{end}'
-    GROUP BY g.name, d.day ORDER BY g.name, d.day
-''').fetchall()
-for name, day, devices in rows:
+if form == "hourly":
+    source = f"read_parquet('{files}', hive_partitioning = false)"
+    day, devices = "CAST(d.ts AS DATE)", "CAST(d.count AS BIGINT)"
+    window = f"d.ts >= TIMESTAMPTZ '{start} 00:00:00+00' AND d.ts < TIMESTAMPTZ '{end} 00:00:00+00'"
+else:  # the daily rollup: one row per cell and day
+    source = f"read_parquet('{files}')"
+    day, devices = "d.day", "d.devices"
+    window = f"d.day >= DATE '{start}' AND d.day < DATE '{end}'"
+sql = (
+    f"SELECT g.name, {day} AS day, SUM({devices}) AS devices "
+    f"FROM {source} d JOIN route_cells g ON d.cell = g.cell "
+    f"WHERE {window} GROUP BY g.name, day ORDER BY g.name, day"
+)
+for name, day, devices in con.execute(sql).fetchall():
     print(f"{name},{day},{devices}")
 """
 
@@ -109,10 +98,10 @@ def main():
     rows = subprocess.run([stroom, "query", "--store", args.store, "--format", "csv", "SELECT count(*) AS n FROM density_files"], check=True, capture_output=True, text=True).stdout.splitlines()[1]
 
     stroom_cmd = [stroom, "series", "--store", args.store, "--route", args.route, "--from", start, "--to", end, "--buffer", str(args.buffer), "--csv"]
-    duck_cmd = [sys.executable, "-c", DUCKDB_JOB, files, cells_json, start, end]
+    duck_cmd = [sys.executable, "-c", DUCKDB_JOB, "hourly", files, cells_json, start, end]
     daily_files = os.path.join(args.store, "density_daily", "*.parquet")
     has_daily = os.path.isdir(os.path.join(args.store, "density_daily"))
-    daily_cmd = [sys.executable, "-c", DUCKDB_DAILY_JOB, daily_files, cells_json, start, end]
+    daily_cmd = [sys.executable, "-c", DUCKDB_JOB, "daily", daily_files, cells_json, start, end]
     s_times, d_times, dd_times = [], [], []
     for _ in range(args.repeat):
         t, s_out = measured(stroom_cmd)

@@ -169,13 +169,10 @@ impl QuerySession {
 /// `density_version`, when there is one; returns its version.
 async fn register_daily(ctx: &SessionContext, store: &Store, density_version: u64) -> Result<Option<u64>, QueryError> {
     let delta_error = |source| QueryError::Delta { table: TableName::DensityDaily.as_str().into(), source };
-    let Some(version) = stroom_store::daily_version_for(store, density_version).await.map_err(QueryError::from)? else {
-        return Ok(None);
-    };
-    let Some(table) = store.table_at(TableName::DensityDaily, Some(version)).await? else { return Ok(None) };
+    let Some(table) = stroom_store::daily_table_for(store, density_version).await? else { return Ok(None) };
     let uris: Vec<String> = table.get_file_uris().map_err(delta_error)?.collect();
     ctx.register_table("density_daily", parquet_files(uris, density_daily_schema())?)?;
-    Ok(Some(version))
+    Ok(table.version())
 }
 
 fn without_partitions(schema: &SchemaRef, partitions: &[&str]) -> SchemaRef {

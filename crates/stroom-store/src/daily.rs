@@ -21,9 +21,6 @@ use datafusion::arrow::datatypes::{
 use datafusion::object_store::ObjectStoreExt;
 use datafusion::parquet::arrow::ProjectionMask;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use datafusion::parquet::basic::{Compression, ZstdLevel};
-use datafusion::parquet::file::metadata::SortingColumn;
-use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
 use deltalake::DeltaTable;
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
 use deltalake::kernel::{Action, Add, DataType as DeltaType, StructField};
@@ -32,7 +29,7 @@ use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use futures::TryStreamExt;
 use serde_json::{Value, json};
 
-use crate::store::{COMMIT_METADATA_KEY, commit_metadata};
+use crate::store::{COMMIT_METADATA_KEY, commit_metadata, remove_uncommitted, sorted_writer_properties};
 use crate::{Store, StoreError, TableName};
 
 /// Rollup rows buffered before they are sorted by cell and written as one
@@ -88,7 +85,7 @@ impl DailyRollup {
         let table = store.open_or_create(TableName::DensityDaily, density_daily_columns(), &[]).await?;
         let writer = RecordBatchWriter::for_table(&table)
             .map_err(StoreError::delta("density_daily"))?
-            .with_writer_properties(writer_properties());
+            .with_writer_properties(sorted_writer_properties(ROW_GROUP_ROWS));
         Ok(Self { table, writer, rows: Vec::new(), adds: Vec::new(), written: 0 })
     }
 
@@ -154,13 +151,7 @@ impl DailyRollup {
     /// Gives the rollup up, removing the files it wrote (they were never
     /// part of the table).
     pub(crate) async fn abandon(self) {
-        let store = self.table.object_store();
-        for add in &self.adds {
-            let path = deltalake::Path::from(add.path.as_str());
-            if let Err(error) = store.delete(&path).await {
-                tracing::warn!(file = add.path, %error, "Could not remove an uncommitted rollup file.");
-            }
-        }
+        remove_uncommitted(&self.table, &self.adds).await;
     }
 }
 
@@ -174,18 +165,6 @@ fn daily_batch(rows: &[DailyRow]) -> Result<RecordBatch, StoreError> {
             Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.cell_hours as i64))),
         ],
     )?)
-}
-
-fn writer_properties() -> WriterProperties {
-    WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).expect("3 is a valid zstd level")))
-        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-        .set_statistics_enabled(EnabledStatistics::Page)
-        .set_sorting_columns(Some(vec![
-            SortingColumn { column_idx: 0, descending: false, nulls_first: false },
-            SortingColumn { column_idx: 1, descending: false, nulls_first: false },
-        ]))
-        .build()
 }
 
 /// The density version the latest rollup commit is complete for; `None`
@@ -288,18 +267,23 @@ async fn roll_up_file(density: &DeltaTable, file: &str, rollup: &mut DailyRollup
     Ok(())
 }
 
-/// The version of the rollup that is complete for `density_version` of
-/// density, if there is one.
-pub async fn daily_version_for(store: &Store, density_version: u64) -> Result<Option<u64>, StoreError> {
-    let Some(table) = store.table(TableName::DensityDaily).await? else { return Ok(None) };
+/// The rollup as it was when complete for `density_version` of density,
+/// loaded at that version, if there is one.
+pub async fn daily_table_for(store: &Store, density_version: u64) -> Result<Option<DeltaTable>, StoreError> {
+    let Some(mut table) = store.table(TableName::DensityDaily).await? else { return Ok(None) };
     let latest = table.version().unwrap_or(0);
     let infos: Vec<_> = table.history(None).try_collect().await.map_err(StoreError::delta("density_daily"))?;
     // The history lists every commit, newest first: entry i is version latest − i.
     if infos.len() as u64 != latest + 1 {
         return Ok(None);
     }
-    Ok(infos.iter().enumerate().find_map(|(i, info)| {
+    let found = infos.iter().enumerate().find_map(|(i, info)| {
         let covered = info.info.get(COMMIT_METADATA_KEY)?.get("density_version")?.as_u64()?;
         (covered == density_version).then_some(latest - i as u64)
-    }))
+    });
+    let Some(version) = found else { return Ok(None) };
+    if version != latest {
+        table.load_version(version).await.map_err(StoreError::delta("density_daily"))?;
+    }
+    Ok(Some(table))
 }

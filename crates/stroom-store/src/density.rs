@@ -7,9 +7,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use datafusion::arrow::array::{Date32Array, Int32Array, Int64Array, RecordBatch, TimestampMicrosecondArray};
-use datafusion::parquet::basic::{Compression, ZstdLevel};
-use datafusion::parquet::file::metadata::SortingColumn;
-use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
 use std::io::{Read, Seek, Write};
 
 use deltalake::kernel::Action;
@@ -22,7 +19,9 @@ use stroom_core::{Cell, Resolution};
 use crate::daily::DailyRollup;
 use crate::input::{Observation, file_sha256, list_input_files, read_density_file};
 use crate::schema::{MIN_K, density_columns, density_schema};
-use crate::store::{COMMIT_METADATA_KEY, commit_metadata, ingested_hashes};
+use crate::store::{
+    COMMIT_METADATA_KEY, commit_metadata, ingested_hashes, remove_uncommitted, sorted_writer_properties,
+};
 use crate::{Progress, Store, StoreError, TableName};
 
 /// Rows per Parquet row group: small enough that the cell statistics of a
@@ -454,10 +453,11 @@ impl DensityIngest {
                     rollup = Some(DailyRollup::start(store).await?);
                 }
             }
-            let writers = writers.as_mut().expect("started above");
+            let writers = writers.as_ref().expect("started above");
             for day in day_chunks(&chunk) {
-                if let Err(error) = writers.send(day[0].day, density_batch(day)?).await {
-                    failure = Some(error);
+                if !writers.send(day[0].day, density_batch(day)?).await {
+                    // The writer's own error, from `finish`, comes first.
+                    failure = Some(StoreError::Option("a density writer stopped".into()));
                     break 'chunks;
                 }
             }
@@ -471,32 +471,29 @@ impl DensityIngest {
                 }
             }
         }
-        let adds = match writers {
+        let (adds, write_error) = match writers {
             Some(writers) => writers.finish().await,
-            None => Ok(Vec::new()),
+            None => (Vec::new(), None),
         };
-        let adds = match (failure, adds) {
-            (None, Ok(adds)) => adds,
-            (failure, adds) => {
-                // Nothing is committed; the files already written are not
-                // part of the table, and are removed.
-                if let (Some(table), Ok(adds)) = (&table, &adds) {
-                    remove_uncommitted(table, adds).await;
-                }
-                if let Some(rollup) = rollup {
-                    rollup.abandon().await;
-                }
-                // Tables that this ingest created (empty, with only their
-                // creation commit) go too: the store is left as it was.
-                if version_before.is_none() && table.is_some() {
-                    remove_new_table(store, TableName::Density).await;
-                    if append_rollup {
-                        remove_new_table(store, TableName::DensityDaily).await;
-                    }
-                }
-                return Err(failure.unwrap_or_else(|| adds.err().expect("one of the two failed")));
+        if let Some(error) = write_error.or(failure) {
+            // Nothing is committed; the files already written are not part
+            // of the table, and are removed.
+            if let Some(table) = &table {
+                remove_uncommitted(table, &adds).await;
             }
-        };
+            if let Some(rollup) = rollup {
+                rollup.abandon().await;
+            }
+            // Tables that this ingest created (empty, with only their
+            // creation commit) go too: the store is left as it was.
+            if version_before.is_none() && table.is_some() {
+                remove_new_table(store, TableName::Density).await;
+                if append_rollup {
+                    remove_new_table(store, TableName::DensityDaily).await;
+                }
+            }
+            return Err(error);
+        }
         let cells = cells.len() as u64;
         tracing::debug!(seconds = started.elapsed().as_secs_f64(), files = adds.len(), "Written.");
         let mut report = DensityReport {
@@ -512,7 +509,7 @@ impl DensityIngest {
         };
         let Some(mut table) = table else {
             tracing::info!(rows_read, suppressed, "Nothing to write: no new rows at or above k.");
-            catch_up_rollup(store, None, 0).await;
+            catch_up_rollup(store, None).await;
             return Ok(report);
         };
         let metadata = json!({
@@ -544,7 +541,7 @@ impl DensityIngest {
         let version = committed.version();
         table.update_state().await.map_err(StoreError::delta("density"))?;
         report.version = Some(version);
-        catch_up_rollup(store, rollup, version).await;
+        catch_up_rollup(store, rollup.map(|r| (r, version))).await;
         tracing::debug!(seconds = started.elapsed().as_secs_f64(), "Committed.");
         tracing::info!(rows = report.rows_written, cells, suppressed, version, "Ingested density.");
         Ok(report)
@@ -637,9 +634,9 @@ fn read_all(
 /// failure leaves the rollup behind density, which readers detect (they read
 /// the hourly table instead) and the next ingest repairs; it does not fail
 /// the ingest, whose data is committed.
-async fn catch_up_rollup(store: &Store, rollup: Option<DailyRollup>, version: u64) {
+async fn catch_up_rollup(store: &Store, rollup: Option<(DailyRollup, u64)>) {
     let outcome = match rollup {
-        Some(rollup) => rollup.commit(version).await.map(Some),
+        Some((rollup, version)) => rollup.commit(version).await.map(Some),
         None => crate::daily::catch_up_daily(store).await,
     };
     if let Err(error) = outcome {
@@ -652,7 +649,8 @@ async fn catch_up_rollup(store: &Store, rollup: Option<DailyRollup>, version: u6
 /// writer, so that a day partition gets one file per flush.
 struct DayWriters {
     senders: Vec<tokio::sync::mpsc::Sender<RecordBatch>>,
-    tasks: Vec<tokio::task::JoinHandle<Result<Vec<deltalake::kernel::Add>, StoreError>>>,
+    /// Each writer's files, and its error if it stopped on one.
+    tasks: Vec<tokio::task::JoinHandle<(Vec<deltalake::kernel::Add>, Option<StoreError>)>>,
 }
 
 impl DayWriters {
@@ -663,77 +661,63 @@ impl DayWriters {
         for _ in 0..count {
             let mut writer = RecordBatchWriter::for_table(table)
                 .map_err(StoreError::delta("density"))?
-                .with_writer_properties(writer_properties());
+                .with_writer_properties(sorted_writer_properties(ROW_GROUP_ROWS));
             let (sender, mut receiver) = tokio::sync::mpsc::channel::<RecordBatch>(2);
             senders.push(sender);
             tasks.push(tokio::spawn(async move {
                 let mut adds = Vec::new();
-                let mut unflushed = 0usize;
-                while let Some(batch) = receiver.recv().await {
-                    unflushed += batch.num_rows();
-                    writer.write(batch).await.map_err(StoreError::delta("density"))?;
-                    // Close the open files now and then, so that buffered row
-                    // groups of many day partitions do not pile up in memory.
-                    if unflushed >= FLUSH_ROWS / count {
-                        adds.extend(writer.flush().await.map_err(StoreError::delta("density"))?);
-                        unflushed = 0;
-                    }
-                }
-                adds.extend(writer.flush().await.map_err(StoreError::delta("density"))?);
-                Ok(adds)
+                let error = write_batches(&mut writer, &mut receiver, &mut adds, FLUSH_ROWS / count).await.err();
+                (adds, error)
             }));
         }
         Ok(Self { senders, tasks })
     }
 
-    /// Hands one day's batch to its writer. An error means a writer failed;
-    /// [`Self::finish`] tells which error.
-    async fn send(&mut self, day: i32, batch: RecordBatch) -> Result<(), StoreError> {
+    /// Hands one day's batch to its writer; `false` when that writer has
+    /// stopped on an error, which [`Self::finish`] returns.
+    async fn send(&self, day: i32, batch: RecordBatch) -> bool {
         let index = day.rem_euclid(self.senders.len() as i32) as usize;
-        if self.senders[index].send(batch).await.is_ok() {
-            return Ok(());
-        }
-        let tasks = std::mem::take(&mut self.tasks);
-        self.senders.clear();
-        Err(Self::join(tasks).await.err().unwrap_or_else(|| StoreError::Option("a density writer stopped".into())))
+        self.senders[index].send(batch).await.is_ok()
     }
 
-    /// Closes every writer and returns the files written.
-    async fn finish(self) -> Result<Vec<deltalake::kernel::Add>, StoreError> {
+    /// Closes every writer; returns every file written (also by a writer
+    /// that failed later, so that a failed ingest can remove them) and the
+    /// first error.
+    async fn finish(self) -> (Vec<deltalake::kernel::Add>, Option<StoreError>) {
         drop(self.senders);
-        Self::join(self.tasks).await
-    }
-
-    async fn join(
-        tasks: Vec<tokio::task::JoinHandle<Result<Vec<deltalake::kernel::Add>, StoreError>>>,
-    ) -> Result<Vec<deltalake::kernel::Add>, StoreError> {
         let mut adds = Vec::new();
         let mut first_error = None;
-        for task in tasks {
-            match task.await.expect("a density writer panicked") {
-                Ok(written) => adds.extend(written),
-                Err(error) => {
-                    first_error.get_or_insert(error);
-                }
+        for task in self.tasks {
+            let (written, error) = task.await.expect("a density writer panicked");
+            adds.extend(written);
+            if let Some(error) = error {
+                first_error.get_or_insert(error);
             }
         }
-        match first_error {
-            Some(error) => Err(error),
-            None => Ok(adds),
-        }
+        (adds, first_error)
     }
 }
 
-/// Removes files that were written but will not be committed (best effort:
-/// uncommitted files are invisible to every Delta reader anyway).
-async fn remove_uncommitted(table: &deltalake::DeltaTable, adds: &[deltalake::kernel::Add]) {
-    let store = table.object_store();
-    for add in adds {
-        let path = deltalake::Path::from(add.path.as_str());
-        if let Err(error) = datafusion::object_store::ObjectStoreExt::delete(store.as_ref(), &path).await {
-            tracing::warn!(file = add.path, %error, "Could not remove an uncommitted file.");
+/// One writer's loop: writes the batches it receives, closing its open files
+/// every `flush_rows` rows so that buffered row groups of many day
+/// partitions do not pile up in memory.
+async fn write_batches(
+    writer: &mut RecordBatchWriter,
+    receiver: &mut tokio::sync::mpsc::Receiver<RecordBatch>,
+    adds: &mut Vec<deltalake::kernel::Add>,
+    flush_rows: usize,
+) -> Result<(), StoreError> {
+    let mut unflushed = 0usize;
+    while let Some(batch) = receiver.recv().await {
+        unflushed += batch.num_rows();
+        writer.write(batch).await.map_err(StoreError::delta("density"))?;
+        if unflushed >= flush_rows {
+            adds.extend(writer.flush().await.map_err(StoreError::delta("density"))?);
+            unflushed = 0;
         }
     }
+    adds.extend(writer.flush().await.map_err(StoreError::delta("density"))?);
+    Ok(())
 }
 
 /// Removes a table created by a failed ingest: every object under it (best
@@ -775,22 +759,6 @@ fn density_batch(rows: &[Observation]) -> Result<RecordBatch, StoreError> {
     let counts = Int32Array::from_iter_values(rows.iter().map(|o| o.count as i32));
     let days = Date32Array::from_iter_values(rows.iter().map(|o| o.day));
     Ok(RecordBatch::try_new(density_schema(), vec![Arc::new(cells), Arc::new(ts), Arc::new(counts), Arc::new(days)])?)
-}
-
-/// zstd, page statistics, and the sort order recorded in the file footer.
-fn writer_properties() -> WriterProperties {
-    WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).expect("1 is a valid zstd level")))
-        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-        .set_statistics_enabled(EnabledStatistics::Page)
-        // Plain values compress as well under zstd here (cells come in runs,
-        // hours repeat per cell), and skip the dictionary's hashing.
-        .set_dictionary_enabled(false)
-        .set_sorting_columns(Some(vec![
-            SortingColumn { column_idx: 0, descending: false, nulls_first: false },
-            SortingColumn { column_idx: 1, descending: false, nulls_first: false },
-        ]))
-        .build()
 }
 
 /// The storage resolution is fixed by the first ingest; later ingests must match.

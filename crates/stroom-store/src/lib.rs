@@ -19,7 +19,7 @@ mod store;
 mod summary;
 
 pub use arrivals::{ArrivalsIngest, ArrivalsReport, EmptyCounts};
-pub use daily::{catch_up_daily, daily_version_for, density_daily_schema};
+pub use daily::{catch_up_daily, daily_table_for, density_daily_schema};
 pub use density::{DEFAULT_SPILL_ENTRIES, DensityIngest, DensityReport, SourceFile};
 pub use error::{Location, StoreError};
 pub use runs::{RUN_VALUE_COLUMNS, backtests_schema, forecasts_schema};

@@ -146,3 +146,37 @@ pub(crate) async fn ingested_hashes(table: &DeltaTable, name: TableName) -> Resu
     }
     Ok(hashes)
 }
+
+/// Removes files written for a commit that will not happen (best effort:
+/// uncommitted files are invisible to every Delta reader anyway).
+pub(crate) async fn remove_uncommitted(table: &DeltaTable, adds: &[deltalake::kernel::Add]) {
+    use datafusion::object_store::ObjectStoreExt;
+    let objects = table.object_store();
+    for add in adds {
+        if let Err(error) = objects.delete(&deltalake::Path::from(add.path.as_str())).await {
+            tracing::warn!(file = add.path, %error, "Could not remove an uncommitted file.");
+        }
+    }
+}
+
+/// Parquet settings of every file stroom writes sorted by its first two
+/// columns: zstd, plain pages (the sorted values compress as well without a
+/// dictionary, and skip its hashing), row groups of `row_group_rows` rows,
+/// page statistics, and the sort order recorded in the footer.
+pub(crate) fn sorted_writer_properties(
+    row_group_rows: usize,
+) -> datafusion::parquet::file::properties::WriterProperties {
+    use datafusion::parquet::basic::{Compression, ZstdLevel};
+    use datafusion::parquet::file::metadata::SortingColumn;
+    use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
+    WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).expect("1 is a valid zstd level")))
+        .set_max_row_group_row_count(Some(row_group_rows))
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_dictionary_enabled(false)
+        .set_sorting_columns(Some(vec![
+            SortingColumn { column_idx: 0, descending: false, nulls_first: false },
+            SortingColumn { column_idx: 1, descending: false, nulls_first: false },
+        ]))
+        .build()
+}
