@@ -235,15 +235,18 @@ fn bad_forecast_options_are_refused_and_write_nothing() {
 }
 
 #[test]
-fn upstream_signal_improves_forecasts_on_a_simulated_route() {
-    // Two years of one route, simulated, ingested and backtested at its
+fn upstream_signal_improves_forecasts_on_simulated_routes() {
+    // Two years of two routes (a land route with two feeds of its own, and a
+    // sea-then-land route), simulated, ingested and backtested at each
     // destination over the second half of the second year, with and without
     // the upstream density features.
     let dir = tempfile::tempdir().unwrap();
     let routes = dir.path().join("routes");
     std::fs::create_dir_all(&routes).unwrap();
-    std::fs::copy(repo_root().join("data/routes/western-balkans.geojson"), routes.join("western-balkans.geojson"))
-        .unwrap();
+    for route in ["western-balkans", "central-mediterranean"] {
+        let file = format!("{route}.geojson");
+        std::fs::copy(repo_root().join("data/routes").join(&file), routes.join(&file)).unwrap();
+    }
     let sim = dir.path().join("sim");
     let store = dir.path().join("store").to_string_lossy().into_owned();
     let run = |args: &[&str]| {
@@ -265,48 +268,68 @@ fn upstream_signal_improves_forecasts_on_a_simulated_route() {
     ]);
     run(&["ingest", "density", sim.join("density").to_str().unwrap(), "--store", &store]);
     run(&["ingest", "arrivals", sim.join("arrivals.csv").to_str().unwrap(), "--store", &store]);
-    let out = dir.path().join("bt");
-    let stdout = run(&[
-        "backtest",
-        "--store",
-        &store,
-        "--routes",
-        routes.to_str().unwrap(),
-        "--target",
-        "station:ter-apel",
-        "--horizon",
-        "14",
-        "--folds",
-        "12",
-        "--step",
-        "14",
-        "--models",
-        "elasticnet,elasticnet_univariate,ets,moving_average,seasonal_naive,naive",
-        "--out",
-        out.to_str().unwrap(),
-        "--no-record",
-    ]);
-    let metrics = metrics_by_model(&out);
-    let mae_7_14 =
-        |model: &str| (7..=14).map(|h| metrics[&(model.to_owned(), h.to_string())]["mae"]).sum::<f64>() / 8.0;
-    let main = mae_7_14("elasticnet");
-    let ablated = mae_7_14("elasticnet_univariate");
-    let best_univariate = ["elasticnet_univariate", "ets", "moving_average", "seasonal_naive", "naive"]
-        .iter()
-        .map(|m| (mae_7_14(m), *m))
-        .min_by(|a, b| a.0.total_cmp(&b.0))
-        .unwrap();
-    println!(
-        "MAE at horizons 7-14: elasticnet {main:.2}, elasticnet_univariate {ablated:.2}, best univariate {} {:.2}",
-        best_univariate.1, best_univariate.0
-    );
-    assert!(
-        main <= 0.85 * best_univariate.0,
-        "MAE at horizons 7-14: elasticnet {main:.1}, best univariate {} {:.1}\n{stdout}",
-        best_univariate.1,
-        best_univariate.0
-    );
-    assert!(main <= 0.85 * ablated, "elasticnet {main:.1} vs without upstream {ablated:.1}\n{stdout}");
+    for station in ["ter-apel", "ventimiglia"] {
+        let out = dir.path().join(format!("bt-{station}"));
+        let target = format!("station:{station}");
+        let stdout = run(&[
+            "backtest",
+            "--store",
+            &store,
+            "--routes",
+            routes.to_str().unwrap(),
+            "--target",
+            &target,
+            "--horizon",
+            "14",
+            "--folds",
+            "12",
+            "--step",
+            "14",
+            "--models",
+            "elasticnet,elasticnet_univariate,ets,moving_average,seasonal_naive,naive",
+            "--out",
+            out.to_str().unwrap(),
+            "--no-record",
+        ]);
+        // series.csv: the station's arrivals as ingested, and two signals
+        // (recent and long baseline) for every segment of the route.
+        let series = read_csv(&out.join("series.csv"));
+        let arrivals: BTreeMap<String, String> = read_csv(&sim.join("arrivals.csv"))
+            .into_iter()
+            .filter(|r| r["station"] == station)
+            .map(|r| (r["date"].clone(), r["count"].clone()))
+            .collect();
+        assert_eq!(series.len(), arrivals.len());
+        for row in &series {
+            assert_eq!(row["target"], arrivals[&row["date"]], "{station} on {}", row["date"]);
+        }
+        let segments = if station == "ter-apel" { 9 } else { 7 };
+        for weeks in ["(8 weeks)", "(104 weeks)"] {
+            let known = series[0].keys().filter(|k| k.ends_with(weeks)).count();
+            assert_eq!(known, segments, "{station}: columns {:?}", series[0].keys());
+        }
+        let metrics = metrics_by_model(&out);
+        let mae_7_14 =
+            |model: &str| (7..=14).map(|h| metrics[&(model.to_owned(), h.to_string())]["mae"]).sum::<f64>() / 8.0;
+        let main = mae_7_14("elasticnet");
+        let ablated = mae_7_14("elasticnet_univariate");
+        let best_univariate = ["elasticnet_univariate", "ets", "moving_average", "seasonal_naive", "naive"]
+            .iter()
+            .map(|m| (mae_7_14(m), *m))
+            .min_by(|a, b| a.0.total_cmp(&b.0))
+            .unwrap();
+        println!(
+            "{station}: MAE at horizons 7-14: elasticnet {main:.2}, elasticnet_univariate {ablated:.2}, best univariate {} {:.2}",
+            best_univariate.1, best_univariate.0
+        );
+        assert!(
+            main <= 0.85 * best_univariate.0,
+            "{station}: MAE at horizons 7-14: elasticnet {main:.1}, best univariate {} {:.1}\n{stdout}",
+            best_univariate.1,
+            best_univariate.0
+        );
+        assert!(main <= 0.85 * ablated, "{station}: elasticnet {main:.1} vs without upstream {ablated:.1}\n{stdout}");
+    }
 }
 
 /// Sets the modification time of every commit file of a table that is newer

@@ -8,57 +8,117 @@
 
 use chrono::{Datelike, NaiveDate};
 
-/// Weeks of same-weekday history in a cell's seasonal baseline.
+/// Weeks of same-weekday history in a cell's recent baseline.
 pub const BASELINE_WEEKS: usize = 8;
 
-/// Density excess of a group of cells (a route segment), one value per day.
+/// Weeks of same-weekday history in a cell's long baseline: two years, so
+/// that it spans whole yearly cycles and does not follow the season.
+pub const LONG_BASELINE_WEEKS: usize = 104;
+
+/// Density excess of a group of cells (a route segment), one value per day,
+/// over a baseline of `baseline_weeks` weeks.
 ///
 /// `cells[c][t]` is cell `c`'s device total on day `t` (0 where every hour
-/// was suppressed or unreported, NaN where the store has no data). Each cell's baseline on day `t` is the
-/// median of the same weekday over the previous [`BASELINE_WEEKS`] weeks,
-/// and its spread the scaled median absolute deviation of those days. The
-/// segment's excess is the inverse-variance weighted mean of the cells'
-/// excesses (weight `1 / (spread² + baseline + 1)`: a cell whose count
-/// swings by thousands, like a city, weighs little against a quiet rural
-/// cell on the path), times the number of cells, so that it reads in
-/// devices. A cell counts on a day when it has that day and a full
-/// baseline; days where no cell does are NaN.
-pub fn density_excess(cells: &[Vec<f64>]) -> Vec<f64> {
+/// was suppressed or unreported, NaN where the store has no data). Each
+/// cell's baseline on day `t` is the median of the same weekday over the
+/// previous `baseline_weeks` weeks (those the store has), and its weight `1
+/// / (spread² + baseline + 1)`, with the spread the scaled median absolute
+/// deviation of the same days, so that a cell whose count swings by
+/// thousands, like a city, weighs little against a quiet rural cell on the
+/// path. The segment's
+/// excess is the weighted mean of the cells' excesses times the number of
+/// cells, so that it reads in devices. A cell counts on a day when it has
+/// that day and the last [`BASELINE_WEEKS`] same weekdays; days where no
+/// cell does are NaN.
+///
+/// Two baselines see different things. Over [`BASELINE_WEEKS`], a flow that
+/// has lasted for two months is part of the baseline, and the excess shows
+/// surges. Over [`LONG_BASELINE_WEEKS`], the baseline is the typical count
+/// over the years, and the excess follows the seasonal level of the flow
+/// that moves through the segment.
+pub fn density_excess(cells: &[Vec<f64>], baseline_weeks: usize) -> Vec<f64> {
+    let weeks = baseline_weeks.max(BASELINE_WEEKS);
     let days = cells.iter().map(Vec::len).max().unwrap_or(0);
-    let mut out = vec![f64::NAN; days];
-    let history = 7 * BASELINE_WEEKS;
-    let mut window = [0.0f64; BASELINE_WEEKS];
-    for (t, value) in out.iter_mut().enumerate().skip(history) {
-        let mut weighted = 0.0;
-        let mut weights = 0.0;
-        let mut n = 0usize;
-        for series in cells {
-            if series.len() <= t {
-                continue;
-            }
-            for (k, slot) in window.iter_mut().enumerate() {
-                *slot = series[t - 7 * (k + 1)];
-            }
-            if !series[t].is_finite() || window.iter().any(|v| !v.is_finite()) {
-                continue;
-            }
-            let baseline = median(&mut window);
-            for slot in &mut window {
-                *slot = (*slot - baseline).abs();
-            }
-            let spread = 1.4826 * median(&mut window);
-            let weight = 1.0 / (spread * spread + baseline + 1.0);
-            weighted += weight * (series[t] - baseline);
-            weights += weight;
-            n += 1;
+    let mut weighted = vec![0.0f64; days];
+    let mut weights = vec![0.0f64; days];
+    let mut counted = vec![0usize; days];
+    // Per weekday: the known values of the window, sorted.
+    let mut windows: [Vec<f64>; 7] = Default::default();
+    for series in cells {
+        for window in &mut windows {
+            window.clear();
         }
-        if n > 0 {
-            *value = weighted / weights * n as f64;
+        for t in 7..series.len() {
+            let window = &mut windows[t % 7];
+            let entering = series[t - 7];
+            if entering.is_finite() {
+                let at = window.partition_point(|v| v.total_cmp(&entering).is_lt());
+                window.insert(at, entering);
+            }
+            if let Some(leaving) = t.checked_sub(7 * (weeks + 1)).map(|i| series[i]) {
+                if leaving.is_finite() {
+                    let at = window.partition_point(|v| v.total_cmp(&leaving).is_lt());
+                    window.remove(at);
+                }
+            }
+            if t < 7 * BASELINE_WEEKS || !series[t].is_finite() {
+                continue;
+            }
+            // The last eight same weekdays must be known.
+            if (1..=BASELINE_WEEKS).any(|k| !series[t - 7 * k].is_finite()) {
+                continue;
+            }
+            let baseline = sorted_median(window);
+            let spread = 1.4826 * sorted_deviation(window, baseline);
+            let weight = 1.0 / (spread * spread + baseline + 1.0);
+            weighted[t] += weight * (series[t] - baseline);
+            weights[t] += weight;
+            counted[t] += 1;
         }
     }
-    out
+    (0..days).map(|t| if counted[t] > 0 { weighted[t] / weights[t] * counted[t] as f64 } else { f64::NAN }).collect()
 }
 
+/// The median absolute deviation of sorted values from `centre` (their
+/// median): the distances on each side of it are merged in order, up to the
+/// middle one.
+fn sorted_deviation(sorted: &[f64], centre: f64) -> f64 {
+    let n = sorted.len();
+    let split = sorted.partition_point(|v| *v < centre);
+    let (mut below, mut above) = (split, split);
+    let mut previous = 0.0;
+    for k in 0..=n / 2 {
+        let left = below.checked_sub(1).map(|i| centre - sorted[i]);
+        let right = sorted.get(above).map(|v| v - centre);
+        let next = match (left, right) {
+            (Some(l), Some(r)) if l <= r => {
+                below -= 1;
+                l
+            }
+            (Some(l), None) => {
+                below -= 1;
+                l
+            }
+            (_, Some(r)) => {
+                above += 1;
+                r
+            }
+            (None, None) => break,
+        };
+        if k == n / 2 {
+            return if n % 2 == 1 { next } else { 0.5 * (previous + next) };
+        }
+        previous = next;
+    }
+    previous
+}
+
+fn sorted_median(sorted: &[f64]) -> f64 {
+    let n = sorted.len();
+    if n % 2 == 1 { sorted[n / 2] } else { 0.5 * (sorted[n / 2 - 1] + sorted[n / 2]) }
+}
+
+#[cfg(test)]
 fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     let n = values.len();
@@ -274,13 +334,76 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_lasting_flow_leaves_the_recent_excess_but_stays_in_the_long_one() {
+        // A quiet cell; from day 200 on, 40 more devices pass every day.
+        let days = 460;
+        let cell: Vec<f64> = (0..days).map(|t| 20.0 + if t >= 200 { 40.0 } else { 0.0 }).collect();
+        let recent = density_excess(std::slice::from_ref(&cell), BASELINE_WEEKS);
+        let long = density_excess(std::slice::from_ref(&cell), LONG_BASELINE_WEEKS);
+        assert!(recent[150].abs() < 1e-9 && long[150].abs() < 1e-9);
+        assert!((recent[205] - 40.0).abs() < 1e-9, "{}", recent[205]);
+        // Eight weeks on, the flow is the recent baseline...
+        assert!(recent[200 + 7 * BASELINE_WEEKS..].iter().all(|v| v.abs() < 1e-9));
+        // ...but not the long one, whose median moves only when the flow fills
+        // half of its window: 28 or 29 same weekdays came before day 200, so
+        // not before day 396, and by day 430 the flow is the majority.
+        assert!(long[200..390].iter().all(|v| (v - 40.0).abs() < 1e-9), "{:?}", &long[200..390]);
+        assert!(long[430..].iter().all(|v| v.abs() < 1e-9), "{:?}", &long[430..]);
+    }
+
+    #[test]
+    fn deviation_of_sorted_values_matches_the_plain_computation() {
+        let cases: [&[f64]; 5] = [
+            &[5.0],
+            &[1.0, 2.0],
+            &[1.0, 1.0, 1.0, 9.0],
+            &[0.0, 3.0, 4.0, 4.0, 10.0, 30.0],
+            &[-2.0, 0.0, 1.0, 7.0, 8.0],
+        ];
+        for sorted in cases {
+            let mut copy = sorted.to_vec();
+            let centre = median(&mut copy);
+            let mut distances: Vec<f64> = sorted.iter().map(|v| (v - centre).abs()).collect();
+            assert_eq!(sorted_deviation(sorted, centre), median(&mut distances), "{sorted:?}");
+        }
+    }
+
+    #[test]
+    fn the_windowed_baseline_is_the_median_of_the_known_same_weekdays() {
+        let mut state = 11u64;
+        let mut next = || {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (state >> 33) as f64 / (1u64 << 31) as f64
+        };
+        let days = 300;
+        // Integer counts with gaps (unknown days) but none in the last eight weeks
+        // before the days checked.
+        let cell: Vec<f64> =
+            (0..days).map(|t| if t < 100 && next() < 0.2 { f64::NAN } else { (next() * 50.0).floor() }).collect();
+        let weeks = 20;
+        let excess = density_excess(std::slice::from_ref(&cell), weeks);
+        for t in 160usize..days {
+            let mut window: Vec<f64> =
+                (1..=weeks).filter_map(|k| t.checked_sub(7 * k)).map(|i| cell[i]).filter(|v| v.is_finite()).collect();
+            let baseline = median(&mut window);
+            // One cell: the weighted mean is its own excess.
+            assert!(
+                (excess[t] - (cell[t] - baseline)).abs() < 1e-9,
+                "day {t}: {} vs {}",
+                excess[t],
+                cell[t] - baseline
+            );
+        }
+    }
+
+    #[test]
     fn excess_is_zero_on_a_repeating_week_and_finds_a_spike() {
         let week = [10.0, 12.0, 11.0, 9.0, 30.0, 40.0, 8.0];
         let days = 100;
         let quiet: Vec<f64> = (0..days).map(|t| week[t % 7]).collect();
         let mut busy: Vec<f64> = (0..days).map(|t| 1000.0 * week[t % 7]).collect();
         busy[80] += 500.0;
-        let excess = density_excess(&[quiet.clone(), busy]);
+        let excess = density_excess(&[quiet.clone(), busy], BASELINE_WEEKS);
         assert!(excess[..56].iter().all(|v| v.is_nan()));
         assert!(excess[56..80].iter().all(|v| v.abs() < 1e-9));
         assert!(excess[80] > 0.0);
@@ -288,10 +411,10 @@ mod tests {
         let mut quiet_spike = quiet.clone();
         quiet_spike[80] += 500.0;
         let city: Vec<f64> = (0..days).map(|t| 1000.0 * week[t % 7] + if t % 3 == 0 { 800.0 } else { 0.0 }).collect();
-        let a = density_excess(&[quiet_spike, city.clone()]);
+        let a = density_excess(&[quiet_spike, city.clone()], BASELINE_WEEKS);
         let mut city_spike = city;
         city_spike[80] += 500.0;
-        let b = density_excess(&[quiet, city_spike]);
+        let b = density_excess(&[quiet, city_spike], BASELINE_WEEKS);
         assert!(a[80] > 10.0 * b[80].abs(), "{} vs {}", a[80], b[80]);
     }
 

@@ -5,7 +5,8 @@
 //! Calibration: the origins `cutoff − horizon − j·step` (j = 0…n−1) lie
 //! before the cutoff so that every calibration target is known at the
 //! cutoff. Each member forecasts from them with what it knew then (the
-//! regression is fitted on targets up to the earliest origin). The residuals
+//! regression is refitted every seven origins, on targets up to the first
+//! origin of each block). The residuals
 //! `log1p(actual) − log1p(forecast)` of horizons `h − 2 … h + 2` give the
 //! quantiles for horizon `h`; a quantile level `q` is taken at the
 //! finite-sample conformal rank `⌈(n + 1)·q⌉` (upper) or `⌊(n + 1)·q⌋`
@@ -13,10 +14,12 @@
 
 use std::collections::BTreeMap;
 
+use crate::ModelError;
 use crate::features::ROW_HISTORY;
 use crate::metrics::seasonal_naive_scale;
-use crate::models::{BaselineParams, ElasticNetParams, EtsParams, Forecaster, MemberRun, ModelKind, SeriesInput};
-use crate::{Lead, ModelError};
+use crate::models::{
+    BaselineParams, ElasticNetParams, EtsParams, Forecaster, MemberRun, ModelKind, SeriesInput, SignalLead,
+};
 
 /// Everything a forecast at a cutoff needs to know.
 #[derive(Debug, Clone, PartialEq)]
@@ -144,7 +147,7 @@ pub struct CutoffForecast {
     pub cutoff: usize,
     pub forecasts: Vec<ModelForecast>,
     /// Leads of the upstream signals estimated at this cutoff (main model).
-    pub leads: Vec<(String, Option<Lead>)>,
+    pub leads: Vec<SignalLead>,
     /// In-sample seasonal-naive errors (absolute, squared) up to the cutoff.
     pub scale: (f64, f64),
 }
@@ -173,6 +176,7 @@ pub fn forecast_at(
             .iter()
             .map(|s| crate::UpstreamSignal {
                 name: s.name.clone(),
+                baseline_weeks: s.baseline_weeks,
                 excess: s.excess[..=cutoff.min(s.excess.len().saturating_sub(1))].to_vec(),
             })
             .collect(),

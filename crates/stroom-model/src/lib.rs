@@ -19,12 +19,12 @@ mod models;
 
 pub use backtest::{Backtest, BacktestRow, Folds, MetricsRow, backtest, last_known, rows_of, summarise};
 pub use error::ModelError;
-pub use features::{Lead, density_excess, estimate_lead};
+pub use features::{BASELINE_WEEKS, LONG_BASELINE_WEEKS, Lead, density_excess, estimate_lead};
 pub use forecast::{
     CutoffForecast, ForecastParams, ModelForecast, Step, ValidForecastParams, conformal_quantile, forecast_at,
 };
 pub use metrics::Metrics;
 pub use models::{
     BaselineParams, BaselineValidParams, ElasticNetParams, ElasticNetValidParams, EtsParams, EtsValidParams,
-    Forecaster, MemberRun, ModelKind, SeriesInput, UpstreamSignal,
+    Forecaster, MemberRun, ModelKind, SeriesInput, SignalLead, UpstreamSignal,
 };

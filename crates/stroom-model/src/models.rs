@@ -27,11 +27,23 @@ pub struct SeriesInput {
     pub holidays: Vec<NaiveDate>,
 }
 
-/// One upstream signal: a route segment's density excess per day.
+/// One upstream signal: a route segment's density excess per day over a
+/// baseline of `baseline_weeks` (see [`crate::density_excess`]). A segment
+/// usually comes twice, over the recent and the long baseline.
 #[derive(Debug, Clone, PartialEq)]
 pub struct UpstreamSignal {
     pub name: String,
+    pub baseline_weeks: usize,
     pub excess: Vec<f64>,
+}
+
+/// The lead of one upstream signal over the target, as estimated at a
+/// cutoff (`None`: no lag correlates above the noise level).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SignalLead {
+    pub name: String,
+    pub baseline_weeks: usize,
+    pub lead: Option<Lead>,
 }
 
 impl SeriesInput {
@@ -147,11 +159,11 @@ pub struct MemberRun {
     /// Point forecasts for days `cutoff + 1 ..= cutoff + horizon`.
     pub point: Vec<f64>,
     /// For each calibration origin (same order as given), forecasts for
-    /// `origin + 1 ..= origin + horizon`, fitted on data before the earliest
-    /// calibration origin's targets.
+    /// `origin + 1 ..= origin + horizon` from what the model knew at that
+    /// origin (see each model).
     pub calibration: Vec<Vec<f64>>,
-    /// Leads of the upstream signals that the model used (name, lead).
-    pub leads: Vec<(String, Option<Lead>)>,
+    /// Leads of the upstream signals that the model used.
+    pub leads: Vec<SignalLead>,
 }
 
 /// The one trait of the member models.
@@ -309,6 +321,8 @@ pub struct ElasticNetParams {
     pub upstream: bool,
     /// Longest lead of an upstream signal searched, in days.
     pub max_lead: usize,
+    /// Calibration origins per refit (see [`Forecaster::run`]).
+    pub refit_every: usize,
 }
 
 impl Default for ElasticNetParams {
@@ -319,6 +333,7 @@ impl Default for ElasticNetParams {
             max_train_days: 1095,
             upstream: true,
             max_lead: 42,
+            refit_every: 7,
         }
     }
 }
@@ -348,6 +363,13 @@ impl ElasticNetParams {
                 name: "max_train_days",
                 value: self.max_train_days.to_string(),
                 reason: "need at least eight weeks of rows".into(),
+            });
+        }
+        if self.refit_every == 0 {
+            return Err(ModelError::InvalidParameter {
+                name: "refit_every",
+                value: "0".into(),
+                reason: "need at least one calibration origin per refit".into(),
             });
         }
         Ok(ElasticNetValidParams(self))
@@ -380,7 +402,7 @@ impl HorizonFit {
 
 impl ElasticNetValidParams {
     /// The design at `cutoff`: leads estimated from data up to `cutoff` only.
-    fn design(&self, input: &SeriesInput, cutoff: usize) -> (Design, Vec<(String, Option<Lead>)>) {
+    fn design(&self, input: &SeriesInput, cutoff: usize) -> (Design, Vec<SignalLead>) {
         let mut upstream = Vec::new();
         let mut leads = Vec::new();
         if self.0.upstream {
@@ -391,7 +413,7 @@ impl ElasticNetValidParams {
                 if let Some(l) = lead {
                     upstream.push(features::upstream_feature(&signal.excess, l.days));
                 }
-                leads.push((signal.name.clone(), lead));
+                leads.push(SignalLead { name: signal.name.clone(), baseline_weeks: signal.baseline_weeks, lead });
             }
         }
         (Design::new(input.start, &input.target, upstream, input.holidays.clone()), leads)
@@ -493,8 +515,8 @@ impl Forecaster for ElasticNetValidParams {
         // The penalty is chosen on selection origins: the calibration origins
         // moved back by the span they cover, scored by a fit that saw targets
         // up to the earliest of them. The calibration forecasts then come from
-        // a fit on targets up to the earliest calibration origin with that
-        // penalty, so that the residuals that set the intervals were not used
+        // fits with that penalty on targets up to their own block of origins
+        // (below), so that the residuals that set the intervals were not used
         // to choose it.
         let mut penalty = self.0.penalties[0];
         let mut calibration = Vec::new();
@@ -531,9 +553,21 @@ impl Forecaster for ElasticNetValidParams {
                     }
                 }
             }
-            let (early_design, _) = self.design(input, earliest);
-            let fits = self.fit(&early_design, &target_log, earliest, horizon, penalty)?;
-            calibration = calibration_origins.iter().map(|&o| self.predict(&early_design, &fits, o)).collect();
+            // Refitted every `refit_every` origins (in time order), each fit
+            // on targets up to the first origin of its block: a residual then
+            // reflects a model about as fresh as the one that forecasts from
+            // the cutoff, not one fitted months before.
+            let mut order: Vec<usize> = (0..calibration_origins.len()).collect();
+            order.sort_by_key(|&i| calibration_origins[i]);
+            calibration = vec![Vec::new(); calibration_origins.len()];
+            for block in order.chunks(self.0.refit_every) {
+                let first = calibration_origins[block[0]];
+                let (block_design, _) = self.design(input, first);
+                let fits = self.fit(&block_design, &target_log, first, horizon, penalty)?;
+                for &i in block {
+                    calibration[i] = self.predict(&block_design, &fits, calibration_origins[i]);
+                }
+            }
         }
         let fits = self.fit(&design, &target_log, cutoff, horizon, penalty)?;
         Ok(MemberRun { point: self.predict(&design, &fits, cutoff), calibration, leads })

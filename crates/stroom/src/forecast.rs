@@ -141,7 +141,7 @@ pub(crate) struct BacktestArgs {
     /// moving_average, seasonal_naive, naive.
     #[arg(long, default_value = "auto,ensemble,elasticnet,ets,moving_average,seasonal_naive,naive")]
     pub(crate) models: String,
-    /// Output folder for forecasts.parquet, metrics.csv and run.json.
+    /// Output folder for forecasts.parquet, metrics.csv, series.csv and run.json.
     #[arg(long, required = true)]
     out: Option<PathBuf>,
     /// Fit each fold on the data vintage that existed at the end of its cutoff day
@@ -386,7 +386,13 @@ async fn load(store: &Store, (station, groups): &Groups, vintage: Option<Vintage
                         series
                     })
                     .collect();
-                upstream.push(UpstreamSignal { name: name.clone(), excess: stroom_model::density_excess(&matrix) });
+                for weeks in [stroom_model::BASELINE_WEEKS, stroom_model::LONG_BASELINE_WEEKS] {
+                    upstream.push(UpstreamSignal {
+                        name: name.clone(),
+                        baseline_weeks: weeks,
+                        excess: stroom_model::density_excess(&matrix, weeks),
+                    });
+                }
             }
         }
     }
@@ -429,6 +435,7 @@ pub(crate) async fn backtest(args: &BacktestArgs) -> Result<RunOutcome> {
         std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
         write_forecasts_parquet(&out.join("forecasts.parquet"), &target, &result.rows)?;
         write_metrics_csv(&out.join("metrics.csv"), &result.metrics)?;
+        write_series_csv(&out.join("series.csv"), &latest.input)?;
     }
     let leads: Vec<Value> = result
         .folds
@@ -436,8 +443,8 @@ pub(crate) async fn backtest(args: &BacktestArgs) -> Result<RunOutcome> {
         .map(|f| {
             f.leads
                 .iter()
-                .map(|(name, lead)| {
-                    json!({"segment": name, "lead_days": lead.map(|l| l.days), "correlation": lead.map(|l| l.correlation)})
+                .map(|s| {
+                    json!({"segment": s.name, "baseline_weeks": s.baseline_weeks, "lead_days": s.lead.map(|l| l.days), "correlation": s.lead.map(|l| l.correlation)})
                 })
                 .collect()
         })
@@ -492,7 +499,7 @@ pub(crate) async fn backtest(args: &BacktestArgs) -> Result<RunOutcome> {
         );
     }
     if let (Some(out), false) = (&args.out, args.quiet) {
-        println!("wrote {}/forecasts.parquet, metrics.csv, run.json", out.display());
+        println!("wrote {}/forecasts.parquet, metrics.csv, series.csv, run.json", out.display());
     }
     if !args.no_record {
         let batch = run_batch(&run_id, &target, &result.rows, true)?;
@@ -583,7 +590,11 @@ pub(crate) async fn forecast(args: &ForecastArgs) -> Result<RunOutcome> {
             "target": target.to_string(),
             "cutoff": loaded.input.date(cutoff).to_string(),
             "model": describe_model(&result),
-            "leads": result.leads.iter().map(|(n, l)| json!({"segment": n, "lead_days": l.map(|l| l.days)})).collect::<Vec<_>>(),
+            "leads": result
+                .leads
+                .iter()
+                .map(|s| json!({"segment": s.name, "baseline_weeks": s.baseline_weeks, "lead_days": s.lead.map(|l| l.days)}))
+                .collect::<Vec<_>>(),
         }));
         batches.push(run_batch(&run_id, &target.to_string(), &rows, false)?);
     }
@@ -698,15 +709,38 @@ fn print_metrics(target: &str, result: &Backtest, chosen: &BTreeMap<String, usiz
         let leads: Vec<String> = last
             .leads
             .iter()
-            .map(|(name, lead)| match lead {
-                Some(l) => format!("{name} {} d (r={:.2})", l.days, l.correlation),
-                None => format!("{name} -"),
+            .map(|s| match s.lead {
+                Some(l) => format!("{} ({} w) {} d (r={:.2})", s.name, s.baseline_weeks, l.days, l.correlation),
+                None => format!("{} ({} w) -", s.name, s.baseline_weeks),
             })
             .collect();
         if !leads.is_empty() {
             println!("upstream leads at the last cutoff: {}", leads.join(", "));
         }
     }
+}
+
+/// `series.csv` of a backtest: the daily series the models read, one row per
+/// day: the target's count and each upstream segment's density excess
+/// (empty where unknown).
+fn write_series_csv(path: &Path, input: &SeriesInput) -> Result<()> {
+    let mut text = String::from("date,target");
+    for signal in &input.upstream {
+        text.push_str(&format!(",{} ({} weeks)", signal.name, signal.baseline_weeks));
+    }
+    text.push('\n');
+    let cell = |v: f64| if v.is_finite() { v.to_string() } else { String::new() };
+    for (i, value) in input.target.iter().enumerate() {
+        text.push_str(&input.date(i).to_string());
+        text.push(',');
+        text.push_str(&cell(*value));
+        for signal in &input.upstream {
+            text.push(',');
+            text.push_str(&cell(signal.excess.get(i).copied().unwrap_or(f64::NAN)));
+        }
+        text.push('\n');
+    }
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
 }
 
 fn write_metrics_csv(path: &Path, metrics: &[MetricsRow]) -> Result<()> {

@@ -46,7 +46,7 @@ enum Command {
     /// Density per segment (or around each station) of a route, daily or hourly.
     Series(series::SeriesArgs),
     /// Rolling-origin backtest of models on one target: forecasts.parquet,
-    /// metrics.csv and run.json, and a run in the store's backtests table.
+    /// metrics.csv, series.csv and run.json, and a run in the store's backtests table.
     Backtest(forecast::BacktestArgs),
     /// Forecast the destination of every route (or the given routes or
     /// targets) and record the run in the store's forecasts table.
