@@ -370,10 +370,13 @@ async fn load(store: &Store, (station, groups): &Groups, vintage: Option<Vintage
             }
         }
         if let Some((first, last)) = covered {
-            for (name, group) in groups {
-                if !group.iter().any(|cell| found.contains_key(&(cell.to_u64() as i64))) {
-                    continue;
-                }
+            let present: Vec<&(String, Vec<Cell>)> = groups
+                .iter()
+                .filter(|(_, group)| group.iter().any(|cell| found.contains_key(&(cell.to_u64() as i64))))
+                .collect();
+            // Each segment's matrix and signals on its own thread, spread
+            // over the cores; the order of `upstream` stays that of `groups`.
+            let signals = |(name, group): &(String, Vec<Cell>)| -> Vec<UpstreamSignal> {
                 let matrix: Vec<Vec<f64>> = group
                     .iter()
                     .map(|cell| {
@@ -386,14 +389,25 @@ async fn load(store: &Store, (station, groups): &Groups, vintage: Option<Vintage
                         series
                     })
                     .collect();
-                for weeks in [stroom_model::BASELINE_WEEKS, stroom_model::LONG_BASELINE_WEEKS] {
-                    upstream.push(UpstreamSignal {
+                [stroom_model::BASELINE_WEEKS, stroom_model::LONG_BASELINE_WEEKS]
+                    .into_iter()
+                    .map(|weeks| UpstreamSignal {
                         name: name.clone(),
                         baseline_weeks: weeks,
                         excess: stroom_model::density_excess(&matrix, weeks),
-                    });
-                }
-            }
+                    })
+                    .collect()
+            };
+            let threads = std::thread::available_parallelism().map_or(1, usize::from).min(present.len()).max(1);
+            let per_thread = present.len().div_ceil(threads);
+            let parts: Vec<Vec<UpstreamSignal>> = std::thread::scope(|scope| {
+                let handles: Vec<_> = present
+                    .chunks(per_thread.max(1))
+                    .map(|chunk| scope.spawn(move || chunk.iter().flat_map(|g| signals(g)).collect::<Vec<_>>()))
+                    .collect();
+                handles.into_iter().map(|h| h.join().expect("a signal thread does not panic")).collect()
+            });
+            upstream.extend(parts.into_iter().flatten());
         }
     }
     Ok(Loaded {
