@@ -80,37 +80,39 @@ pub fn density_excess(cells: &[Vec<f64>], baseline_weeks: usize) -> Vec<f64> {
 }
 
 /// The median absolute deviation of sorted values from `centre` (their
-/// median): the distances on each side of it are merged in order, up to the
-/// middle one.
+/// median). The distances below and above the centre are two sorted
+/// sequences; their middle order statistics are found by bisection, in
+/// logarithmic time.
 fn sorted_deviation(sorted: &[f64], centre: f64) -> f64 {
     let n = sorted.len();
-    let split = sorted.partition_point(|v| *v < centre);
-    let (mut below, mut above) = (split, split);
-    let mut previous = 0.0;
-    for k in 0..=n / 2 {
-        let left = below.checked_sub(1).map(|i| centre - sorted[i]);
-        let right = sorted.get(above).map(|v| v - centre);
-        let next = match (left, right) {
-            (Some(l), Some(r)) if l <= r => {
-                below -= 1;
-                l
-            }
-            (Some(l), None) => {
-                below -= 1;
-                l
-            }
-            (_, Some(r)) => {
-                above += 1;
-                r
-            }
-            (None, None) => break,
-        };
-        if k == n / 2 {
-            return if n % 2 == 1 { next } else { 0.5 * (previous + next) };
-        }
-        previous = next;
+    if n == 0 {
+        return f64::NAN;
     }
-    previous
+    let split = sorted.partition_point(|v| *v < centre);
+    // below(i): the i-th smallest distance below the centre; above(j) above it.
+    let below = |i: usize| centre - sorted[split - 1 - i];
+    let above = |j: usize| sorted[split + j] - centre;
+    let (nb, na) = (split, n - split);
+    // The k-th smallest (0-based) of both: take i from below and k + 1 − i
+    // from above, with the fewest i such that no distance left below is
+    // smaller than one taken above.
+    let kth = |k: usize| {
+        let (mut lo, mut hi) = ((k + 1).saturating_sub(na), (k + 1).min(nb));
+        while lo < hi {
+            let i = (lo + hi) / 2;
+            let j = k + 1 - i;
+            if j > 0 && below(i) < above(j - 1) {
+                lo = i + 1;
+            } else {
+                hi = i;
+            }
+        }
+        let j = k + 1 - lo;
+        let from_below = if lo > 0 { below(lo - 1) } else { f64::NEG_INFINITY };
+        let from_above = if j > 0 { above(j - 1) } else { f64::NEG_INFINITY };
+        from_below.max(from_above)
+    };
+    if n % 2 == 1 { kth(n / 2) } else { 0.5 * (kth(n / 2 - 1) + kth(n / 2)) }
 }
 
 fn sorted_median(sorted: &[f64]) -> f64 {
@@ -360,11 +362,28 @@ mod tests {
             &[0.0, 3.0, 4.0, 4.0, 10.0, 30.0],
             &[-2.0, 0.0, 1.0, 7.0, 8.0],
         ];
-        for sorted in cases {
+        let check = |sorted: &[f64]| {
             let mut copy = sorted.to_vec();
             let centre = median(&mut copy);
             let mut distances: Vec<f64> = sorted.iter().map(|v| (v - centre).abs()).collect();
             assert_eq!(sorted_deviation(sorted, centre), median(&mut distances), "{sorted:?}");
+        };
+        for sorted in cases {
+            check(sorted);
+        }
+        // Random windows of every length up to 120, with ties.
+        let mut state = 3u64;
+        for n in 1..=120 {
+            for _ in 0..20 {
+                let mut values: Vec<f64> = (0..n)
+                    .map(|_| {
+                        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                        ((state >> 33) % 40) as f64
+                    })
+                    .collect();
+                values.sort_by(f64::total_cmp);
+                check(&values);
+            }
         }
     }
 
