@@ -321,7 +321,8 @@ pub struct ElasticNetParams {
     pub upstream: bool,
     /// Longest lead of an upstream signal searched, in days.
     pub max_lead: usize,
-    /// Calibration origins per refit (see [`Forecaster::run`]).
+    /// Calibration origins per refit: the calibration forecasts come from a
+    /// fit on targets up to the first origin of each block of this many.
     pub refit_every: usize,
 }
 
