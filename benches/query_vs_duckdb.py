@@ -13,10 +13,13 @@ own process; the script reports wall time and peak RSS of each (best of
 Daily series in stroom read the store's daily rollup (`density_daily`, one
 row per cell and day) when it is complete for the density version read. So
 that the comparison stays like for like, DuckDB then also runs the query on
-the rollup's files, and the ratio is given against both DuckDB runs.
+the rollup's files, and the ratio is given against both DuckDB runs. DuckDB
+reads exactly the files of each table's current version (listed with the
+`deltalake` package), never a stray file in the table's folder; the rollup
+run is made only when stroom reads the rollup itself.
 
 Usage: python3 benches/query_vs_duckdb.py --store stroom-demo/store [--route channel] [--year 2024]
-Needs: the stroom release binary, `pip install duckdb`.
+Needs: the stroom release binary, `pip install duckdb deltalake`.
 """
 
 import argparse
@@ -30,18 +33,19 @@ import time
 
 DUCKDB_JOB = r"""
 import sys, json, duckdb
-form, files, cells_json, start, end = sys.argv[1:6]
+form, files_json, cells_json, start, end = sys.argv[1:6]
+files = json.load(open(files_json))
 cells = json.load(open(cells_json))
 con = duckdb.connect()
 con.execute("SET threads TO 2")
 con.execute("CREATE TABLE route_cells(name VARCHAR, cell BIGINT)")
 con.executemany("INSERT INTO route_cells VALUES (?, ?)", cells)
 if form == "hourly":
-    source = f"read_parquet('{files}', hive_partitioning = false)"
+    source = f"read_parquet({files!r}, hive_partitioning = false)"
     day, devices = "CAST(d.ts AS DATE)", "CAST(d.count AS BIGINT)"
     window = f"d.ts >= TIMESTAMPTZ '{start} 00:00:00+00' AND d.ts < TIMESTAMPTZ '{end} 00:00:00+00'"
 else:  # the daily rollup: one row per cell and day
-    source = f"read_parquet('{files}')"
+    source = f"read_parquet({files!r})"
     day, devices = "d.day", "d.devices"
     window = f"d.day >= DATE '{start}' AND d.day < DATE '{end}'"
 sql = (
@@ -94,14 +98,24 @@ def main():
     cells = [[f["properties"]["segment"], int(f["properties"]["hex_id"], 16)] for f in geojson["features"] if f["properties"]["kind"] == "cell"]
     cells_json = os.path.join(args.store, "..", f"bench-cells-{args.route}.json")
     json.dump(cells, open(cells_json, "w"))
-    files = os.path.join(args.store, "density", "*", "*.parquet")
+    def committed(table):
+        """A JSON file listing the table's files at its current version."""
+        from deltalake import DeltaTable
+
+        uris = [u.removeprefix("file://") for u in DeltaTable(os.path.join(args.store, table)).file_uris()]
+        path = os.path.join(args.store, "..", f"bench-files-{table}.json")
+        json.dump(uris, open(path, "w"))
+        return path
+
+    files = committed("density")
     rows = subprocess.run([stroom, "query", "--store", args.store, "--format", "csv", "SELECT count(*) AS n FROM density_files"], check=True, capture_output=True, text=True).stdout.splitlines()[1]
 
     stroom_cmd = [stroom, "series", "--store", args.store, "--route", args.route, "--from", start, "--to", end, "--buffer", str(args.buffer), "--csv"]
     duck_cmd = [sys.executable, "-c", DUCKDB_JOB, "hourly", files, cells_json, start, end]
-    daily_files = os.path.join(args.store, "density_daily", "*.parquet")
-    has_daily = os.path.isdir(os.path.join(args.store, "density_daily"))
-    daily_cmd = [sys.executable, "-c", DUCKDB_JOB, "daily", daily_files, cells_json, start, end]
+    # stroom registers density_daily only when the rollup is complete for
+    # the density version it reads.
+    has_daily = subprocess.run([stroom, "query", "--store", args.store, "SELECT 1 FROM density_daily LIMIT 1"], capture_output=True).returncode == 0
+    daily_cmd = [sys.executable, "-c", DUCKDB_JOB, "daily", committed("density_daily"), cells_json, start, end] if has_daily else None
     s_times, d_times, dd_times = [], [], []
     for _ in range(args.repeat):
         t, s_out = measured(stroom_cmd)

@@ -356,29 +356,72 @@ fn the_binary_exits_non_zero_and_names_the_problem() {
     assert_eq!(versions(&store), before);
 }
 
+/// Every file under `dir`, relative to it, sorted (empty when it does not exist).
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(folder) = stack.pop() {
+        for entry in std::fs::read_dir(&folder).into_iter().flatten() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                found.push(path.strip_prefix(dir).unwrap().to_path_buf());
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
 #[test]
 fn a_sum_beyond_the_stored_count_range_is_refused_and_leaves_the_store_as_it_was() {
     // One count above 2^31 − 1 passes the row checks (it fits a u32) but not
-    // the table's integer column: the ingest fails while writing.
+    // the table's integer column. Two files: alone, the count fails before
+    // anything is written; behind a full write batch of valid rows on the
+    // day before (11,000 cells × 24 hours), it fails after the first batch
+    // went to the writers, so that the files written must be removed.
     let dir = tempfile::tempdir().unwrap();
-    let big = csv(dir.path(), "big.csv", "ts,lat,lon,count\n2024-05-01T10:00:00Z,51.0,1.9,3000000000\n");
+    let overflow = "2024-05-02T10:00:00Z,51.0,1.9,3000000000\n";
+    let alone = csv(dir.path(), "alone.csv", &format!("ts,lat,lon,count\n{overflow}"));
+    let mut text = String::from("ts,lat,lon,count\n");
+    for hour in 0..24 {
+        for i in 0..110 {
+            for j in 0..100 {
+                let (lat, lon) = (50.0 + 0.05 * f64::from(i), 1.0 + 0.05 * f64::from(j));
+                text.push_str(&format!("2024-05-01T{hour:02}:00:00Z,{lat:.2},{lon:.2},20\n"));
+            }
+        }
+    }
+    text.push_str(overflow);
+    let behind = csv(dir.path(), "behind.csv", &text);
     let ingest = DensityIngest::new(Resolution::new(7).unwrap(), 15).unwrap();
     let rt = runtime();
 
-    // On a new store, the tables the ingest created are gone again.
-    let empty = Store::open(&dir.path().join("empty").to_string_lossy()).unwrap();
-    let error = rt.block_on(ingest.run(&empty, &[big.clone()], &noop)).expect_err("refused").to_string();
-    assert!(error.contains("exceeds 2147483647") && error.contains("2024-05-01T10:00:00"), "{error}");
-    assert!(rt.block_on(empty.table(TableName::Density)).unwrap().is_none());
-    assert!(rt.block_on(empty.table(TableName::DensityDaily)).unwrap().is_none());
-    assert!(!dir.path().join("empty").join("density").exists());
+    for (name, file) in [("alone", &alone), ("behind", &behind)] {
+        // On a new store, the tables the ingest created are gone again.
+        let root = dir.path().join(format!("empty-{name}"));
+        let empty = Store::open(&root.to_string_lossy()).unwrap();
+        let error =
+            rt.block_on(ingest.run(&empty, std::slice::from_ref(file), &noop)).expect_err("refused").to_string();
+        assert!(error.contains("exceeds 2147483647") && error.contains("2024-05-02T10:00:00"), "{name}: {error}");
+        assert!(rt.block_on(empty.table(TableName::Density)).unwrap().is_none(), "{name}");
+        assert!(rt.block_on(empty.table(TableName::DensityDaily)).unwrap().is_none(), "{name}");
+        assert!(!root.join("density").exists() && !root.join("density_daily").exists(), "{name}");
 
-    // On a store with data, every table version, the rollup's too, is unchanged.
-    let store = store_with_data(dir.path());
-    let rollup = |store: &Store| rt.block_on(store.table(TableName::DensityDaily)).unwrap().and_then(|t| t.version());
-    let (before, rollup_before) = (versions(&store), rollup(&store));
-    assert!(rollup_before.is_some());
-    rt.block_on(ingest.run(&store, &[big], &noop)).expect_err("refused");
-    assert_eq!(versions(&store), before);
-    assert_eq!(rollup(&store), rollup_before);
+        // On a store with data, every table version, the rollup's too, and
+        // every file are unchanged.
+        let data = dir.path().join(format!("data-{name}"));
+        std::fs::create_dir_all(&data).unwrap();
+        let store = store_with_data(&data);
+        let rollup =
+            |store: &Store| rt.block_on(store.table(TableName::DensityDaily)).unwrap().and_then(|t| t.version());
+        let (before, rollup_before) = (versions(&store), rollup(&store));
+        let files_before = files_under(&data.join("store"));
+        assert!(rollup_before.is_some());
+        rt.block_on(ingest.run(&store, std::slice::from_ref(file), &noop)).expect_err("refused");
+        assert_eq!(versions(&store), before, "{name}");
+        assert_eq!(rollup(&store), rollup_before, "{name}");
+        assert_eq!(files_under(&data.join("store")), files_before, "{name}");
+    }
 }

@@ -321,6 +321,27 @@ fn the_daily_rollup_follows_density_by_version_and_catches_up() {
     assert_eq!(query(&old, daily), query(&old, hourly));
     assert!(query(&old, daily).len() < rolled.len());
 
+    // A rollup one commit behind density (its newest commit gone): the latest
+    // session does not use it and reads the hourly table, with the same
+    // answer; an ingest with nothing new rolls up only the missing files.
+    let log = store_dir.join("density_daily").join("_delta_log");
+    let newest = std::fs::read_dir(&log)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .max()
+        .unwrap();
+    std::fs::remove_file(&newest).unwrap();
+    let behind = rt.block_on(QuerySession::open(&store, None)).unwrap();
+    assert_eq!(behind.daily_version(), None);
+    assert_eq!(per_cell(&behind), series);
+    let caught_up = ingest(&["density-2023-01-03.parquet"]);
+    assert_eq!(caught_up.rows_written, 0);
+    let current = rt.block_on(QuerySession::open(&store, None)).unwrap();
+    assert!(current.daily_version().is_some());
+    assert_eq!(query(&current, daily), rolled);
+    assert_eq!(per_cell(&current), series);
+
     // Without a rollup, daily series read the hourly table, with the same
     // answer; an ingest with nothing new rebuilds the rollup.
     std::fs::remove_dir_all(store_dir.join("density_daily")).unwrap();

@@ -16,7 +16,7 @@ pub const BASELINE_WEEKS: usize = 8;
 pub const LONG_BASELINE_WEEKS: usize = 104;
 
 /// Density excess of a group of cells (a route segment), one value per day,
-/// over a baseline of `baseline_weeks` weeks.
+/// over a baseline of `baseline_weeks` weeks (at least [`BASELINE_WEEKS`]).
 ///
 /// `cells[c][t]` is cell `c`'s device total on day `t` (0 where every hour
 /// was suppressed or unreported, NaN where the store has no data). Each
@@ -25,9 +25,8 @@ pub const LONG_BASELINE_WEEKS: usize = 104;
 /// / (spread² + baseline + 1)`, with the spread the scaled median absolute
 /// deviation of the same days, so that a cell whose count swings by
 /// thousands, like a city, weighs little against a quiet rural cell on the
-/// path. The segment's
-/// excess is the weighted mean of the cells' excesses times the number of
-/// cells, so that it reads in devices. A cell counts on a day when it has
+/// path. The segment's excess is the weighted mean of the cells' excesses
+/// times the number of cells, so that it reads in devices. A cell counts on a day when it has
 /// that day and the last [`BASELINE_WEEKS`] same weekdays; days where no
 /// cell does are NaN.
 ///
@@ -115,7 +114,8 @@ fn sorted_deviation(sorted: &[f64], centre: f64) -> f64 {
     if n % 2 == 1 { kth(n / 2) } else { 0.5 * (kth(n / 2 - 1) + kth(n / 2)) }
 }
 
-fn sorted_median(sorted: &[f64]) -> f64 {
+/// The median of sorted values (the mean of the middle two for an even count).
+pub(crate) fn sorted_median(sorted: &[f64]) -> f64 {
     let n = sorted.len();
     if n % 2 == 1 { sorted[n / 2] } else { 0.5 * (sorted[n / 2 - 1] + sorted[n / 2]) }
 }
@@ -123,8 +123,7 @@ fn sorted_median(sorted: &[f64]) -> f64 {
 #[cfg(test)]
 fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
-    let n = values.len();
-    if n % 2 == 1 { values[n / 2] } else { 0.5 * (values[n / 2 - 1] + values[n / 2]) }
+    sorted_median(values)
 }
 
 /// Trailing mean over `window` days ending at each day (NaN values are
@@ -335,6 +334,16 @@ pub(crate) fn upstream_feature(signal: &[f64], lead: usize) -> UpstreamFeature {
 mod tests {
     use super::*;
 
+    /// A seeded uniform source in [0, 1) (a 64-bit LCG), so that the tests
+    /// need no random crate and repeat exactly.
+    fn uniform(seed: u64) -> impl FnMut() -> f64 {
+        let mut state = seed;
+        move || {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (state >> 33) as f64 / (1u64 << 31) as f64
+        }
+    }
+
     #[test]
     fn a_lasting_flow_leaves_the_recent_excess_but_stays_in_the_long_one() {
         // A quiet cell; from day 200 on, 40 more devices pass every day.
@@ -372,15 +381,10 @@ mod tests {
             check(sorted);
         }
         // Random windows of every length up to 120, with ties.
-        let mut state = 3u64;
+        let mut next = uniform(3);
         for n in 1..=120 {
             for _ in 0..20 {
-                let mut values: Vec<f64> = (0..n)
-                    .map(|_| {
-                        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                        ((state >> 33) % 40) as f64
-                    })
-                    .collect();
+                let mut values: Vec<f64> = (0..n).map(|_| (next() * 40.0).floor()).collect();
                 values.sort_by(f64::total_cmp);
                 check(&values);
             }
@@ -389,11 +393,7 @@ mod tests {
 
     #[test]
     fn the_windowed_baseline_is_the_median_of_the_known_same_weekdays() {
-        let mut state = 11u64;
-        let mut next = || {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            (state >> 33) as f64 / (1u64 << 31) as f64
-        };
+        let mut next = uniform(11);
         let days = 300;
         // Integer counts with gaps (unknown days) but none in the last eight weeks
         // before the days checked.
@@ -440,11 +440,7 @@ mod tests {
     #[test]
     fn lead_is_recovered_from_a_shifted_signal() {
         // A signal of random pulses, and a target that follows it 12 days later.
-        let mut state = 7u64;
-        let mut next = || {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            (state >> 33) as f64 / (1u64 << 31) as f64
-        };
+        let mut next = uniform(7);
         let days = 500;
         let signal: Vec<f64> = (0..days).map(|_| if next() < 0.1 { 200.0 } else { 0.0 }).collect();
         let target: Vec<f64> =

@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 
 use crate::ModelError;
-use crate::features::ROW_HISTORY;
+use crate::features::{ROW_HISTORY, sorted_median};
 use crate::metrics::seasonal_naive_scale;
 use crate::models::{
     BaselineParams, ElasticNetParams, EtsParams, Forecaster, MemberRun, ModelKind, SeriesInput, SignalLead,
@@ -379,7 +379,7 @@ pub fn conformal_quantile(sorted: &[f64], q: f64) -> f64 {
         return f64::NAN;
     }
     if (q - 0.5).abs() < 1e-12 {
-        return if n % 2 == 1 { sorted[n / 2] } else { 0.5 * (sorted[n / 2 - 1] + sorted[n / 2]) };
+        return sorted_median(sorted);
     }
     let position = (n as f64 + 1.0) * q;
     let rank = if q > 0.5 { position.ceil() } else { position.floor() };

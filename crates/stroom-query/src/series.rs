@@ -8,8 +8,8 @@ use std::ops::RangeInclusive;
 use std::sync::Arc;
 
 use chrono::NaiveDate;
-use datafusion::arrow::array::{Int64Array, RecordBatch, StringArray};
-use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{Field, Schema};
 use datafusion::datasource::MemTable;
 use stroom_core::{Cell, Resolution, Route, RouteCells};
 
@@ -93,17 +93,10 @@ impl QuerySession {
         }
         let all: Vec<Cell> =
             groups.iter().flat_map(|(_, c)| c.iter().copied()).collect::<BTreeSet<_>>().into_iter().collect();
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("name", DataType::Utf8, false),
-            Field::new("cell", DataType::Int64, false),
-        ]));
-        let batch = RecordBatch::try_new(
-            schema.clone(),
-            vec![Arc::new(StringArray::from(names)), Arc::new(Int64Array::from(cells))],
+        self.register_columns(
+            table,
+            vec![("name", Arc::new(StringArray::from(names))), ("cell", Arc::new(Int64Array::from(cells)))],
         )?;
-        let provider = MemTable::try_new(schema, vec![vec![batch]])?;
-        self.context().deregister_table(table)?;
-        self.context().register_table(table, Arc::new(provider))?;
         // Aggregate per (cell, bucket) first, on integer keys, and only then
         // join the much smaller result to the named groups.
         let per_cell = self.per_cell_sql(&all, from, to, granularity);
@@ -215,19 +208,28 @@ impl QuerySession {
     ) -> Result<Vec<RecordBatch>, QueryError> {
         self.require("density")?;
         let distinct: Vec<Cell> = cells.iter().copied().collect::<BTreeSet<_>>().into_iter().collect();
-        let schema = Arc::new(Schema::new(vec![Field::new("cell", DataType::Int64, false)]));
-        let batch = RecordBatch::try_new(
-            schema.clone(),
-            vec![Arc::new(Int64Array::from_iter_values(distinct.iter().map(|c| c.to_u64() as i64)))],
-        )?;
         let table = "series_day_cells";
-        self.context().deregister_table(table)?;
-        self.context().register_table(table, Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))?;
+        self.register_columns(
+            table,
+            vec![("cell", Arc::new(Int64Array::from_iter_values(distinct.iter().map(|c| c.to_u64() as i64))))],
+        )?;
         let per_cell = self.per_cell_sql(&distinct, from, to, SeriesGranularity::Day);
         let sql = format!(
             "SELECT a.cell, a.time, a.devices, a.cell_hours FROM ({per_cell}) a JOIN {table} c ON a.cell = c.cell"
         );
         Ok(self.context().sql(&sql).await?.collect().await?)
+    }
+
+    /// Registers `columns` (non-null) as the in-memory table `table`,
+    /// replacing a table of that name.
+    fn register_columns(&self, table: &str, columns: Vec<(&str, ArrayRef)>) -> Result<(), QueryError> {
+        let fields: Vec<Field> =
+            columns.iter().map(|(name, values)| Field::new(*name, values.data_type().clone(), false)).collect();
+        let schema = Arc::new(Schema::new(fields));
+        let batch = RecordBatch::try_new(schema.clone(), columns.into_iter().map(|(_, values)| values).collect())?;
+        self.context().deregister_table(table)?;
+        self.context().register_table(table, Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))?;
+        Ok(())
     }
 
     /// The SQL that [`Self::segment_series`] runs, for `EXPLAIN` and for analysts.

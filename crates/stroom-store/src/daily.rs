@@ -11,7 +11,7 @@
 //! appends the rollup of its own rows as it writes them; [`catch_up_daily`]
 //! rolls up the density files a lagging rollup does not cover yet.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, AsArray, Date32Array, Int64Array, RecordBatch};
@@ -33,7 +33,7 @@ use crate::store::{COMMIT_METADATA_KEY, commit_metadata, remove_uncommitted, sor
 use crate::{Store, StoreError, TableName};
 
 /// Rollup rows buffered before they are sorted by cell and written as one
-/// file (24 bytes each).
+/// file (32 bytes each).
 const BUFFER_ROWS: usize = 1 << 21;
 /// Rows per Parquet row group of the rollup.
 const ROW_GROUP_ROWS: usize = 32_768;
@@ -223,7 +223,7 @@ fn object_paths(table: &DeltaTable) -> Result<Vec<String>, StoreError> {
     Ok(snapshot.log_data().into_iter().map(|add| add.object_store_path().to_string()).collect())
 }
 
-/// Adds the (cell, day) sums of one density file to the rollup.
+/// Adds the rows of one density file to the rollup.
 async fn roll_up_file(density: &DeltaTable, file: &str, rollup: &mut DailyRollup) -> Result<(), StoreError> {
     let path = deltalake::Path::from(file);
     let problem = |problem: String| StoreError::Parquet { path: file.into(), problem };
@@ -242,7 +242,6 @@ async fn roll_up_file(density: &DeltaTable, file: &str, rollup: &mut DailyRollup
         .collect::<Result<_, _>>()?;
     let mask = ProjectionMask::roots(builder.parquet_schema(), columns);
     let reader = builder.with_projection(mask).with_batch_size(65_536).build().map_err(|e| problem(e.to_string()))?;
-    let mut sums: HashMap<(u64, i32), (u64, u64)> = HashMap::new();
     for batch in reader {
         let batch = batch.map_err(|e| problem(e.to_string()))?;
         let index = |name: &str| batch.schema().index_of(name).map_err(|e| problem(e.to_string()));
@@ -252,17 +251,13 @@ async fn roll_up_file(density: &DeltaTable, file: &str, rollup: &mut DailyRollup
         if cells.null_count() + ts.null_count() + counts.null_count() > 0 {
             return Err(problem("a null in a density file".into()));
         }
+        // Density files are sorted by (cell, ts) within their day, so the
+        // rollup sums each (cell, day) in place; it sorts and merges any rest
+        // when it writes.
         for i in 0..batch.num_rows() {
-            let key = (cells.value(i) as u64, stroom_core::day_of_micros(ts.value(i)));
-            let entry = sums.entry(key).or_default();
-            entry.0 += counts.value(i).max(0) as u64;
-            entry.1 += 1;
+            let day = stroom_core::day_of_micros(ts.value(i));
+            rollup.add(cells.value(i) as u64, day, counts.value(i).max(0) as u64, 1);
         }
-    }
-    let mut rows: Vec<_> = sums.into_iter().collect();
-    rows.sort_unstable_by_key(|(key, _)| *key);
-    for ((cell, day), (devices, cell_hours)) in rows {
-        rollup.add(cell, day, devices, cell_hours);
     }
     Ok(())
 }

@@ -174,7 +174,7 @@ impl Runs {
     }
 
     /// The runs and the in-memory rest merged into one stream sorted by
-    /// (day, cell, hour), equal keys summed, in chunks. Can be called again.
+    /// (day, cell, hour), equal keys summed, in chunks.
     fn merged<'a>(&'a mut self, rest: &'a [Observation]) -> Result<Merged<'a>, StoreError> {
         let mut readers = Vec::with_capacity(self.files.len());
         for file in &mut self.files {
@@ -301,15 +301,14 @@ fn push_summed(chunk: &mut Vec<Observation>, next: Observation) {
 
 impl Merged<'_> {
     /// The key of the next observation, without taking it.
-    fn peek_key(&mut self) -> Option<(u64, i64)> {
-        let run_best = self.heads.iter().flatten().min_by_key(|(key, _)| *key).map(|(_, o)| *o);
-        let rest_best = self.rest.first().copied();
-        match (run_best, rest_best) {
-            (Some(a), Some(b)) => Some(if sort_key(&a) <= sort_key(&b) { (a.cell, a.hour) } else { (b.cell, b.hour) }),
-            (Some(a), None) => Some((a.cell, a.hour)),
-            (None, Some(b)) => Some((b.cell, b.hour)),
-            (None, None) => None,
-        }
+    fn peek_key(&self) -> Option<(u64, i64)> {
+        let run = self.best_run().and_then(|(i, key)| self.heads[i].map(|(_, o)| (key, o)));
+        let next = match (run, self.rest.first()) {
+            (Some((key, o)), Some(r)) => Some(if key <= sort_key(r) { o } else { *r }),
+            (Some((_, o)), None) => Some(o),
+            (None, rest) => rest.copied(),
+        };
+        next.map(|o| (o.cell, o.hour))
     }
 }
 
@@ -356,8 +355,11 @@ impl DensityIngest {
     }
 
     /// Ingests the files at `paths` (files, or folders of `.csv`/`.parquet`
-    /// files) into the store's `density` table as one commit. Any invalid
-    /// input aborts the ingest before anything is written.
+    /// files) into the store's `density` table as one commit. Invalid input
+    /// found while reading aborts the ingest before anything is written; an
+    /// error while writing (a count beyond the stored range, a writer or
+    /// rollup error) removes the files written and the tables this ingest
+    /// created, and commits nothing.
     pub async fn run(
         &self,
         store: &Store,
@@ -408,74 +410,68 @@ impl DensityIngest {
         // catches up from the files after the commit.
         let append_rollup = crate::daily::is_current(store, version_before).await?;
         let mut rollup: Option<DailyRollup> = None;
-        let mut failure = None;
-        'chunks: for chunk in runs.merged(&rest)? {
-            let mut chunk = match chunk {
-                Ok(chunk) => chunk,
-                Err(error) => {
-                    failure = Some(error);
-                    break;
-                }
-            };
-            let merged = chunk.len();
-            chunk.retain(|o| u64::from(o.count) >= k);
-            cell_hours += merged as u64;
-            suppressed += (merged - chunk.len()) as u64;
-            for o in &chunk {
-                if u64::from(o.count) > i32::MAX as u64 {
-                    failure = Some(StoreError::CountOverflow {
-                        cell: Cell::from_u64(o.cell).map(|c| c.to_string()).unwrap_or_else(|_| o.cell.to_string()),
-                        hour: chrono::DateTime::from_timestamp_micros(o.hour)
-                            .map(|t| t.to_rfc3339())
-                            .unwrap_or_default(),
-                        max: i64::from(i32::MAX),
-                    });
-                    break 'chunks;
-                }
-                if last_cell != Some(o.cell) {
-                    cells.insert(o.cell);
-                    last_cell = Some(o.cell);
-                }
-                if last_day != Some(o.day) {
-                    days.insert(o.day);
-                    last_day = Some(o.day);
-                }
-            }
-            rows_written += chunk.len() as u64;
-            if chunk.is_empty() {
-                continue;
-            }
-            if writers.is_none() {
-                let opened = store.open_or_create(TableName::Density, density_columns(), &["day"]).await?;
-                writers = Some(DayWriters::start(&opened)?);
-                table = Some(opened);
-                if append_rollup {
-                    rollup = Some(DailyRollup::start(store).await?);
-                }
-            }
-            let writers = writers.as_ref().expect("started above");
-            for day in day_chunks(&chunk) {
-                if !writers.send(day[0].day, density_batch(day)?).await {
-                    // The writer's own error, from `finish`, comes first.
-                    failure = Some(StoreError::Option("a density writer stopped".into()));
-                    break 'chunks;
-                }
-            }
-            if let Some(rollup) = rollup.as_mut() {
+        // Any error stops the pass and is handled below, after the writers
+        // are finished, so that whatever was written is removed.
+        let pass: Result<(), StoreError> = async {
+            for chunk in runs.merged(&rest)? {
+                let mut chunk = chunk?;
+                let merged = chunk.len();
+                chunk.retain(|o| u64::from(o.count) >= k);
+                cell_hours += merged as u64;
+                suppressed += (merged - chunk.len()) as u64;
                 for o in &chunk {
-                    rollup.add(o.cell, o.day, u64::from(o.count), 1);
+                    if u64::from(o.count) > i32::MAX as u64 {
+                        return Err(StoreError::CountOverflow {
+                            cell: Cell::from_u64(o.cell).map(|c| c.to_string()).unwrap_or_else(|_| o.cell.to_string()),
+                            hour: chrono::DateTime::from_timestamp_micros(o.hour)
+                                .map(|t| t.to_rfc3339())
+                                .unwrap_or_default(),
+                            max: i64::from(i32::MAX),
+                        });
+                    }
+                    if last_cell != Some(o.cell) {
+                        cells.insert(o.cell);
+                        last_cell = Some(o.cell);
+                    }
+                    if last_day != Some(o.day) {
+                        days.insert(o.day);
+                        last_day = Some(o.day);
+                    }
                 }
-                if let Err(error) = rollup.flush_if_full().await {
-                    failure = Some(error);
-                    break 'chunks;
+                rows_written += chunk.len() as u64;
+                if chunk.is_empty() {
+                    continue;
+                }
+                if writers.is_none() {
+                    let opened =
+                        table.insert(store.open_or_create(TableName::Density, density_columns(), &["day"]).await?);
+                    writers = Some(DayWriters::start(opened)?);
+                    if append_rollup {
+                        rollup = Some(DailyRollup::start(store).await?);
+                    }
+                }
+                let writers = writers.as_ref().expect("started above");
+                for day in day_chunks(&chunk) {
+                    if !writers.send(day[0].day, density_batch(day)?).await {
+                        // The writer's own error, from `finish`, comes first.
+                        return Err(StoreError::Option("a density writer stopped".into()));
+                    }
+                }
+                if let Some(rollup) = rollup.as_mut() {
+                    for o in &chunk {
+                        rollup.add(o.cell, o.day, u64::from(o.count), 1);
+                    }
+                    rollup.flush_if_full().await?;
                 }
             }
+            Ok(())
         }
+        .await;
         let (adds, write_error) = match writers {
             Some(writers) => writers.finish().await,
             None => (Vec::new(), None),
         };
-        if let Some(error) = write_error.or(failure) {
+        if let Some(error) = write_error.or(pass.err()) {
             // Nothing is committed; the files already written are not part
             // of the table, and are removed.
             if let Some(table) = &table {

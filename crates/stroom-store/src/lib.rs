@@ -3,10 +3,12 @@
 //!
 //! A store is an `object_store` location (a local folder by default) holding
 //! `<store>/density`, `<store>/arrivals`, `<store>/forecasts` and
-//! `<store>/backtests`, and the derived daily rollup `<store>/density_daily`. Every ingest reads and checks all of its input before
-//! it writes anything, and lands as exactly one Delta commit whose metadata
-//! records the content hash of each source file, so that a file ingested
-//! twice is recognised and not counted twice.
+//! `<store>/backtests`, and the derived daily rollup `<store>/density_daily`.
+//! Every ingest checks its input as it reads it and lands as one Delta commit
+//! on its table (a density ingest then commits the rollup of what it added);
+//! an ingest that fails commits nothing and removes what it wrote. Each
+//! commit's metadata records the content hash of each source file, so that
+//! a file ingested twice is recognised and not counted twice.
 
 mod arrivals;
 mod daily;

@@ -374,8 +374,9 @@ async fn load(store: &Store, (station, groups): &Groups, vintage: Option<Vintage
                 .iter()
                 .filter(|(_, group)| group.iter().any(|cell| found.contains_key(&(cell.to_u64() as i64))))
                 .collect();
-            // Each segment's matrix and signals on its own thread, spread
-            // over the cores; the order of `upstream` stays that of `groups`.
+            // The segments' matrices and signals, in one contiguous share of
+            // the segments per core; the order of `upstream` stays that of
+            // `groups`.
             let signals = |(name, group): &(String, Vec<Cell>)| -> Vec<UpstreamSignal> {
                 let matrix: Vec<Vec<f64>> = group
                     .iter()
