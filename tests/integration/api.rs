@@ -132,11 +132,25 @@ impl Server {
     }
 
     pub(crate) fn start_with(store: &Path, routes: &Path, keys: &Path, audit: &Path, extra: &[&str]) -> Server {
+        Self::start_on(store.to_str().unwrap(), routes, keys, audit, extra, &[])
+    }
+
+    /// A server over a store at any location, with extra environment
+    /// variables (an object store's endpoint and credentials).
+    pub(crate) fn start_on(
+        store: &str,
+        routes: &Path,
+        keys: &Path,
+        audit: &Path,
+        extra: &[&str],
+        env: &[(&str, String)],
+    ) -> Server {
         let mut child = Command::new(stroom_binary())
-            .args(["serve", "--store", store.to_str().unwrap(), "--addr", "127.0.0.1:0"])
+            .args(["serve", "--store", store, "--addr", "127.0.0.1:0"])
             .args(["--routes", routes.to_str().unwrap(), "--keys", keys.to_str().unwrap()])
             .args(["--audit", audit.to_str().unwrap()])
             .args(extra)
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

@@ -5,11 +5,14 @@
 
 mod api;
 mod bad_input;
+mod cli;
+mod cluster;
 mod forecast;
 mod h3_reference;
 mod ingest;
 mod maps;
 mod query;
 mod routes;
+mod s3;
 mod simulator;
 mod support;

@@ -8,12 +8,12 @@ use datafusion::arrow::array::{Array, RecordBatch};
 use datafusion::arrow::util::display::array_value_to_string;
 use datafusion::prelude::CsvReadOptions;
 use stroom_core::{Resolution, Route};
-use stroom_query::{QuerySession, SeriesGranularity, Vintage};
+use stroom_query::{Engine, QuerySession, SeriesGranularity, Vintage};
 use stroom_store::{ArrivalsIngest, DensityIngest, Store};
 
 use crate::support::{repo_root, runtime, stroom};
 
-fn render(batches: &[RecordBatch]) -> Vec<String> {
+pub(crate) fn render(batches: &[RecordBatch]) -> Vec<String> {
     let mut lines = Vec::new();
     for batch in batches {
         for row in 0..batch.num_rows() {
@@ -32,9 +32,14 @@ fn render(batches: &[RecordBatch]) -> Vec<String> {
 /// `error <text>` blocks (SQL that must fail with `text` in the message) and
 /// `vintage N|latest` lines that reopen the session at a table version.
 fn run_golden(store: &Store, file: &str) {
+    run_golden_on(store, file, &Engine::Local);
+}
+
+/// Runs a golden file with its plans on `engine` (this process or a cluster).
+pub(crate) fn run_golden_on(store: &Store, file: &str, engine: &Engine) {
     let text = std::fs::read_to_string(repo_root().join("tests/sql").join(file)).unwrap();
     let rt = runtime();
-    let mut session = rt.block_on(QuerySession::open(store, None)).unwrap();
+    let mut session = rt.block_on(QuerySession::open_on(store, None, engine)).unwrap();
     let blocks: Vec<&str> = text.split("\n\n").map(str::trim).filter(|b| !b.is_empty()).collect();
     let mut checked = 0;
     for block in blocks {
@@ -42,7 +47,7 @@ fn run_golden(store: &Store, file: &str) {
         let Some(head) = lines.first() else { continue };
         if let Some(version) = head.strip_prefix("vintage ") {
             let vintage = if version == "latest" { None } else { Some(Vintage::Version(version.parse().unwrap())) };
-            session = rt.block_on(QuerySession::open(store, vintage)).unwrap();
+            session = rt.block_on(QuerySession::open_on(store, vintage, engine)).unwrap();
         } else if let Some(expected) = head.strip_prefix("error ") {
             let sql = lines[1..].join("\n");
             let outcome = rt.block_on(async { session.sql(&sql).await?.collect().await.map_err(Into::into) });
@@ -67,8 +72,15 @@ fn run_golden(store: &Store, file: &str) {
     assert!(checked > 3, "{file}: only {checked} checks ran");
 }
 
-fn small_store(dir: &Path) -> Store {
+pub(crate) fn small_store(dir: &Path) -> Store {
     let store = Store::open(&dir.join("store").to_string_lossy()).unwrap();
+    fill_small_store(&store, dir);
+    store
+}
+
+/// Fills `store` with the small store's tables (the golden files' data),
+/// writing its input files in `dir`.
+pub(crate) fn fill_small_store(store: &Store, dir: &Path) {
     let density = dir.join("density.csv");
     std::fs::write(
         &density,
@@ -78,14 +90,13 @@ fn small_store(dir: &Path) -> Store {
     )
     .unwrap();
     let rt = runtime();
-    rt.block_on(DensityIngest::new(Resolution::new(7).unwrap(), 15).unwrap().run(&store, &[density], &|_| {})).unwrap();
+    rt.block_on(DensityIngest::new(Resolution::new(7).unwrap(), 15).unwrap().run(store, &[density], &|_| {})).unwrap();
     let first = dir.join("a1.csv");
     std::fs::write(&first, "date,station,count\n2024-05-01,dover,12\n2024-05-02,dover,30\n").unwrap();
-    rt.block_on(ArrivalsIngest::default().run(&store, &first)).unwrap();
+    rt.block_on(ArrivalsIngest::default().run(store, &first)).unwrap();
     let second = dir.join("a2.csv");
     std::fs::write(&second, "date,station,count\n2024-05-02,dover,40\n2024-05-01,ter-apel,3\n").unwrap();
-    rt.block_on(ArrivalsIngest::default().run(&store, &second)).unwrap();
-    store
+    rt.block_on(ArrivalsIngest::default().run(store, &second)).unwrap();
 }
 
 #[test]

@@ -1,6 +1,8 @@
 use chrono::NaiveDate;
 
-/// Why a map or briefing could not be made.
+/// Why a map or briefing could not be made. A variant names its cause in its
+/// message or returns it as its `source()`, never both, so that a chain
+/// printed whole (anyhow's `{:#}`) names each cause once.
 #[derive(Debug, thiserror::Error)]
 pub enum MapError {
     /// The requested PNG width is outside the supported range.
@@ -9,7 +11,7 @@ pub enum MapError {
 
     /// The renderer rejected the SVG that this crate produced (a defect here,
     /// not in the caller's data).
-    #[error("the map's SVG could not be parsed for rendering: {0}")]
+    #[error("the map's SVG could not be parsed for rendering")]
     Svg(#[from] resvg::usvg::Error),
 
     /// The rendered map could not be encoded as PNG.

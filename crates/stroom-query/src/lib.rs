@@ -8,6 +8,7 @@
 //! exactly those files. A Ballista cluster can run the same plans, since it
 //! needs nothing from deltalake at execution time.
 
+pub mod cluster;
 mod error;
 mod h3_udf;
 mod series;
@@ -16,4 +17,4 @@ mod session;
 pub use error::QueryError;
 pub use h3_udf::{h3_functions, register_h3_functions};
 pub use series::{SeriesGranularity, cell_ranges};
-pub use session::{QuerySession, Vintage, read_only_options};
+pub use session::{Engine, QuerySession, Vintage, read_only_options};

@@ -5,12 +5,9 @@
 
 use std::collections::BTreeSet;
 use std::ops::RangeInclusive;
-use std::sync::Arc;
 
 use chrono::NaiveDate;
-use datafusion::arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
-use datafusion::arrow::datatypes::{Field, Schema};
-use datafusion::datasource::MemTable;
+use datafusion::arrow::array::RecordBatch;
 use stroom_core::{Cell, Resolution, Route, RouteCells};
 
 use crate::{QueryError, QuerySession};
@@ -72,39 +69,48 @@ fn time_bounds(column: &str, from: NaiveDate, to: NaiveDate) -> String {
     )
 }
 
+/// A relation of named cells, `(name, cell)` (the cell as Int64, the
+/// stored type), written into the SQL as `VALUES`. The cell lists of a query
+/// travel inside its plan, so the same SQL runs in this process and on a
+/// Ballista cluster, whose executors have no tables of the client's but the
+/// Parquet ones.
+fn named_cells_sql(groups: &[(&str, &[Cell])]) -> String {
+    let rows: Vec<String> = groups
+        .iter()
+        .flat_map(|(name, cells)| {
+            let name = name.replace('\'', "''");
+            cells.iter().map(move |cell| format!("('{name}', {})", cell.to_u64() as i64))
+        })
+        .collect();
+    if rows.is_empty() {
+        return "SELECT CAST(NULL AS VARCHAR) AS name, CAST(NULL AS BIGINT) AS cell WHERE FALSE".into();
+    }
+    format!("SELECT column1 AS name, column2 AS cell FROM (VALUES {})", rows.join(", "))
+}
+
 impl QuerySession {
     /// The SQL of a density series over named groups of cells (`groups`:
-    /// name and cells), registered as a temporary table `table`.
+    /// name and cells).
     fn grouped_density_sql(
         &self,
-        table: &str,
         groups: &[(String, Vec<Cell>)],
         from: NaiveDate,
         to: NaiveDate,
         granularity: SeriesGranularity,
-    ) -> Result<String, QueryError> {
-        let mut names = Vec::new();
-        let mut cells = Vec::new();
-        for (name, group) in groups {
-            for cell in group {
-                names.push(name.clone());
-                cells.push(cell.to_u64() as i64);
-            }
-        }
+    ) -> String {
         let all: Vec<Cell> =
             groups.iter().flat_map(|(_, c)| c.iter().copied()).collect::<BTreeSet<_>>().into_iter().collect();
-        self.register_columns(
-            table,
-            vec![("name", Arc::new(StringArray::from(names))), ("cell", Arc::new(Int64Array::from(cells)))],
-        )?;
+        let named: Vec<(&str, &[Cell])> =
+            groups.iter().map(|(name, cells)| (name.as_str(), cells.as_slice())).collect();
+        let named = named_cells_sql(&named);
         // Aggregate per (cell, bucket) first, on integer keys, and only then
         // join the much smaller result to the named groups.
         let per_cell = self.per_cell_sql(&all, from, to, granularity);
-        Ok(format!(
+        format!(
             "SELECT g.name, a.time, SUM(a.devices) AS devices, SUM(a.cell_hours) AS cell_hours \
-             FROM ({per_cell}) a JOIN {table} g ON a.cell = g.cell \
+             FROM ({per_cell}) a JOIN ({named}) g ON a.cell = g.cell \
              GROUP BY g.name, a.time ORDER BY g.name, time"
-        ))
+        )
     }
 
     /// The SQL of devices and cell-hours per (cell, bucket) of the cells in
@@ -174,7 +180,7 @@ impl QuerySession {
                 .collect();
             groups.push((station.id.clone(), cells));
         }
-        let sql = self.grouped_density_sql("series_station_cells", &groups, from, to, granularity)?;
+        let sql = self.grouped_density_sql(&groups, from, to, granularity);
         Ok(self.context().sql(&sql).await?.collect().await?)
     }
 
@@ -208,28 +214,12 @@ impl QuerySession {
     ) -> Result<Vec<RecordBatch>, QueryError> {
         self.require("density")?;
         let distinct: Vec<Cell> = cells.iter().copied().collect::<BTreeSet<_>>().into_iter().collect();
-        let table = "series_day_cells";
-        self.register_columns(
-            table,
-            vec![("cell", Arc::new(Int64Array::from_iter_values(distinct.iter().map(|c| c.to_u64() as i64))))],
-        )?;
+        let named = named_cells_sql(&[("", &distinct)]);
         let per_cell = self.per_cell_sql(&distinct, from, to, SeriesGranularity::Day);
         let sql = format!(
-            "SELECT a.cell, a.time, a.devices, a.cell_hours FROM ({per_cell}) a JOIN {table} c ON a.cell = c.cell"
+            "SELECT a.cell, a.time, a.devices, a.cell_hours FROM ({per_cell}) a JOIN ({named}) c ON a.cell = c.cell"
         );
         Ok(self.context().sql(&sql).await?.collect().await?)
-    }
-
-    /// Registers `columns` (non-null) as the in-memory table `table`,
-    /// replacing a table of that name.
-    fn register_columns(&self, table: &str, columns: Vec<(&str, ArrayRef)>) -> Result<(), QueryError> {
-        let fields: Vec<Field> =
-            columns.iter().map(|(name, values)| Field::new(*name, values.data_type().clone(), false)).collect();
-        let schema = Arc::new(Schema::new(fields));
-        let batch = RecordBatch::try_new(schema.clone(), columns.into_iter().map(|(_, values)| values).collect())?;
-        self.context().deregister_table(table)?;
-        self.context().register_table(table, Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))?;
-        Ok(())
     }
 
     /// The SQL that [`Self::segment_series`] runs, for `EXPLAIN` and for analysts.
@@ -242,7 +232,7 @@ impl QuerySession {
     ) -> Result<String, QueryError> {
         let groups: Vec<(String, Vec<Cell>)> =
             cells.segments.iter().map(|s| (s.segment_id.clone(), s.cells.clone())).collect();
-        self.grouped_density_sql("series_segment_cells", &groups, from, to, granularity)
+        Ok(self.grouped_density_sql(&groups, from, to, granularity))
     }
 
     fn require(&self, table: &str) -> Result<(), QueryError> {

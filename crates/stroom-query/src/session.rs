@@ -7,10 +7,13 @@ use datafusion::catalog::TableProvider;
 use datafusion::datasource::empty::EmptyTable;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::context::SQLOptions;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 use stroom_store::{
-    Store, TableName, arrivals_schema, backtests_schema, density_daily_schema, density_schema, forecasts_schema,
+    Store, StroomObjectStores, TableName, arrivals_schema, backtests_schema, density_daily_schema, density_schema,
+    forecasts_schema,
 };
 
 use crate::{QueryError, register_h3_functions};
@@ -22,6 +25,16 @@ pub enum Vintage {
     Version(u64),
     /// The version of every table that was current at this time.
     AsOf(DateTime<Utc>),
+}
+
+/// Where a session's plans run.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Engine {
+    /// In this process.
+    #[default]
+    Local,
+    /// On a Ballista cluster: the scheduler's URL, `df://HOST:PORT`.
+    Cluster(String),
 }
 
 /// A DataFusion session over a store's tables, with the H3 functions.
@@ -51,6 +64,13 @@ impl QuerySession {
     /// or at `vintage`: `density` (and its files, `density_files`),
     /// `arrivals`, and the model runs `forecasts` and `backtests`.
     pub async fn open(store: &Store, vintage: Option<Vintage>) -> Result<Self, QueryError> {
+        Self::open_on(store, vintage, &Engine::Local).await
+    }
+
+    /// Opens a session like [`QuerySession::open`] whose plans run on
+    /// `engine`: the same tables (Parquet files of the same snapshots) and
+    /// functions, so a cluster gives the local answers.
+    pub async fn open_on(store: &Store, vintage: Option<Vintage>, engine: &Engine) -> Result<Self, QueryError> {
         // Files are split into contiguous groups, one per partition; a time
         // filter then leaves whole groups empty. More partitions than cores
         // keep every core busy after pruning.
@@ -61,9 +81,15 @@ impl QuerySession {
             .set_bool("datafusion.execution.parquet.pruning", true)
             .set_bool("datafusion.execution.parquet.enable_page_index", false)
             .set_bool("datafusion.execution.parquet.pushdown_filters", false);
-        let mut state = SessionContext::new_with_config(config).state();
+        let objects = StroomObjectStores::new(store.storage_options().clone());
+        let runtime = RuntimeEnvBuilder::new().with_object_store_registry(Arc::new(objects)).build_arc()?;
+        let mut state =
+            SessionStateBuilder::new().with_config(config).with_runtime_env(runtime).with_default_features().build();
         register_h3_functions(&mut state)?;
-        let ctx = SessionContext::new_with_state(state);
+        let ctx = match engine {
+            Engine::Local => SessionContext::new_with_state(state),
+            Engine::Cluster(url) => crate::cluster::remote_context(url, state).await?,
+        };
         let mut versions = BTreeMap::new();
         let mut run_versions = BTreeMap::new();
         let mut daily_version = None;

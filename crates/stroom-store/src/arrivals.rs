@@ -11,6 +11,7 @@ use chrono::NaiveDate;
 use datafusion::arrow::array::{Array, AsArray, Date32Array, Int32Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{Date32Type, Int32Type};
 use datafusion::prelude::SessionContext;
+use deltalake::DeltaTableError;
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::protocol::SaveMode;
 use serde_json::json;
@@ -18,7 +19,7 @@ use stroom_core::{date_to_days, days_to_date, parse_date};
 
 use crate::input::{csv_error, file_sha256};
 use crate::schema::{arrivals_columns, arrivals_schema};
-use crate::store::{COMMIT_METADATA_KEY, ingested_hashes};
+use crate::store::{COMMIT_ATTEMPTS, COMMIT_METADATA_KEY, ingested_hashes, is_lost_race};
 use crate::{Location, Store, StoreError, TableName};
 
 /// What an empty count cell means.
@@ -126,7 +127,24 @@ impl ArrivalsIngest {
     /// table: rows for (station, date) pairs already present are replaced
     /// (official figures get revised; the table history keeps the earlier
     /// vintage), others are added. One commit, or none on any error.
+    ///
+    /// The commit lands only on the version the merge read: when another
+    /// writer commits first, the merge is made again on top of its commit
+    /// (a few times), so that concurrent ingests never overwrite each other.
     pub async fn run(&self, store: &Store, path: &Path) -> Result<ArrivalsReport, StoreError> {
+        let mut attempt = 1;
+        loop {
+            match self.run_once(store, path).await {
+                Err(StoreError::Delta { source, .. }) if is_lost_race(&source) && attempt < COMMIT_ATTEMPTS => {
+                    tracing::info!(attempt, "Another writer committed to arrivals first; merging again on top of it.");
+                    attempt += 1;
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+
+    async fn run_once(&self, store: &Store, path: &Path) -> Result<ArrivalsReport, StoreError> {
         if let Some(station) = &self.station {
             check_station_id(station).map_err(StoreError::Option)?;
         }
@@ -179,7 +197,19 @@ impl ArrivalsIngest {
         stations.dedup();
         report.stations = stations;
 
-        let table = store.open_or_create(TableName::Arrivals, arrivals_columns(), &[]).await?;
+        // The merge is written on top of exactly the version it read.
+        let table = match existing {
+            Some(table) => table,
+            None => {
+                let created = store.open_or_create(TableName::Arrivals, arrivals_columns(), &[]).await?;
+                if created.version() != Some(0) {
+                    // Another writer created the table and wrote to it first.
+                    let source = DeltaTableError::VersionAlreadyExists(created.version().unwrap_or(0));
+                    return Err(StoreError::Delta { table: "arrivals".into(), source });
+                }
+                created
+            }
+        };
         let metadata = json!({
             "operation": "ingest-arrivals",
             "sources": [{
@@ -196,7 +226,9 @@ impl ArrivalsIngest {
             .write(vec![arrivals_batch(&merged)?])
             .with_save_mode(SaveMode::Overwrite)
             .with_commit_properties(
-                CommitProperties::default().with_metadata([(COMMIT_METADATA_KEY.to_owned(), metadata)]),
+                CommitProperties::default()
+                    .with_metadata([(COMMIT_METADATA_KEY.to_owned(), metadata)])
+                    .with_max_retries(0),
             )
             .await
             .map_err(StoreError::delta("arrivals"))?;

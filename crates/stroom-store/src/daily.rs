@@ -139,7 +139,9 @@ impl DailyRollup {
         let snapshot = self.table.snapshot().map_err(StoreError::delta("density_daily"))?;
         let operation = DeltaOperation::Write { mode: SaveMode::Append, partition_by: None, predicate: None };
         let committed = CommitBuilder::from(
-            CommitProperties::default().with_metadata([(COMMIT_METADATA_KEY.to_owned(), metadata)]),
+            // Only on the rollup version this one builds on: a rollup
+            // committed meanwhile makes this one stale.
+            CommitProperties::default().with_metadata([(COMMIT_METADATA_KEY.to_owned(), metadata)]).with_max_retries(0),
         )
         .with_actions(std::mem::take(&mut self.adds).into_iter().map(Action::Add).collect())
         .build(Some(snapshot), self.table.log_store(), operation)

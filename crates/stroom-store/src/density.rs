@@ -20,7 +20,8 @@ use crate::daily::DailyRollup;
 use crate::input::{Observation, file_sha256, list_input_files, read_density_file};
 use crate::schema::{MIN_K, density_columns, density_schema};
 use crate::store::{
-    COMMIT_METADATA_KEY, commit_metadata, ingested_hashes, remove_uncommitted, sorted_writer_properties,
+    COMMIT_ATTEMPTS, COMMIT_METADATA_KEY, commit_metadata, ingested_hashes, is_lost_race, remove_uncommitted,
+    sorted_writer_properties,
 };
 use crate::{Progress, Store, StoreError, TableName};
 
@@ -526,17 +527,75 @@ impl DensityIngest {
             partition_by: Some(vec!["day".to_owned()]),
             predicate: None,
         };
-        let snapshot = table.snapshot().map_err(StoreError::delta("density"))?;
-        let committed = CommitBuilder::from(
-            CommitProperties::default().with_metadata([(COMMIT_METADATA_KEY.to_owned(), metadata)]),
-        )
-        .with_actions(adds.into_iter().map(Action::Add).collect())
-        .build(Some(snapshot), table.log_store(), operation)
-        .await
-        .map_err(StoreError::delta("density"))?;
-        let version = committed.version();
+        // The commit lands on the latest version, and only if no source of
+        // this ingest was committed meanwhile by another writer (appends of
+        // other files commute with this one); the table is read again
+        // before each attempt, and the commit itself never retries on a
+        // version it did not check.
+        let ours: HashSet<&str> =
+            report.sources.iter().filter(|s| !s.already_ingested).map(|s| s.sha256.as_str()).collect();
+        let actions: Vec<Action> = adds.iter().cloned().map(Action::Add).collect();
+        let mut attempt = 1;
+        let version = loop {
+            let base = table.version();
+            let taken: Vec<String> = ingested_hashes(&table, TableName::Density)
+                .await?
+                .into_iter()
+                .filter(|h| ours.contains(h.as_str()))
+                .collect();
+            if !taken.is_empty() {
+                remove_uncommitted(&table, &adds).await;
+                if let Some(rollup) = rollup {
+                    rollup.abandon().await;
+                }
+                return Err(StoreError::Option(format!(
+                    "another ingest committed the same source (sha256 {}) while this one ran; nothing was written by this one",
+                    &taken[0][..12.min(taken[0].len())]
+                )));
+            }
+            let snapshot = table.snapshot().map_err(StoreError::delta("density"))?;
+            let committed = CommitBuilder::from(
+                CommitProperties::default()
+                    .with_metadata([(COMMIT_METADATA_KEY.to_owned(), metadata.clone())])
+                    .with_max_retries(0),
+            )
+            .with_actions(actions.clone())
+            .build(Some(snapshot), table.log_store(), operation.clone())
+            .await;
+            match committed {
+                Ok(committed) => break committed.version(),
+                Err(error) if is_lost_race(&error) && attempt < COMMIT_ATTEMPTS => {
+                    tracing::info!(
+                        attempt,
+                        ?base,
+                        "Another writer committed to density first; checking again on top of it."
+                    );
+                    attempt += 1;
+                    table.update_state().await.map_err(StoreError::delta("density"))?;
+                }
+                Err(error) => {
+                    remove_uncommitted(&table, &adds).await;
+                    if let Some(rollup) = rollup {
+                        rollup.abandon().await;
+                    }
+                    return Err(StoreError::Delta { table: "density".into(), source: error });
+                }
+            }
+        };
         table.update_state().await.map_err(StoreError::delta("density"))?;
         report.version = Some(version);
+        // The rollup of this ingest's rows completes the rollup only when
+        // this commit directly follows the version the rollup was complete
+        // for; otherwise it is dropped, and the rollup catches up from the
+        // files.
+        let follows = version == version_before.map_or(1, |v| v + 1);
+        let rollup = match rollup {
+            Some(rollup) if !follows => {
+                rollup.abandon().await;
+                None
+            }
+            other => other,
+        };
         catch_up_rollup(store, rollup.map(|r| (r, version))).await;
         tracing::debug!(seconds = started.elapsed().as_secs_f64(), "Committed.");
         tracing::info!(rows = report.rows_written, cells, suppressed, version, "Ingested density.");
@@ -636,7 +695,8 @@ async fn catch_up_rollup(store: &Store, rollup: Option<(DailyRollup, u64)>) {
         None => crate::daily::catch_up_daily(store).await,
     };
     if let Err(error) = outcome {
-        tracing::warn!(%error, "The daily rollup of density was not updated; daily series read the hourly table.");
+        let error = &error as &dyn std::error::Error;
+        tracing::warn!(error, "The daily rollup of density was not updated; daily series read the hourly table.");
     }
 }
 

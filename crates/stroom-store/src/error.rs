@@ -24,9 +24,13 @@ impl fmt::Display for Location {
 /// Every way reading, validating or committing to a store can fail. Input
 /// errors name the file, the row and the column, and carry the offending
 /// value; nothing is written when one occurs.
+///
+/// A variant names its cause in its message or returns it as its
+/// `source()`, never both, so that a chain printed whole (anyhow's `{:#}`)
+/// names each cause once; a message shown alone leaves the cause out.
 #[derive(Debug, Error)]
 pub enum StoreError {
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io { path: PathBuf, source: std::io::Error },
     #[error("{path}: no .csv or .parquet files found")]
     NoInputFiles { path: PathBuf },
@@ -54,11 +58,11 @@ pub enum StoreError {
     ResolutionMismatch { stored: u8, requested: u8 },
     #[error("store location '{location}' is not usable: {problem}")]
     Location { location: String, problem: String },
-    #[error("Delta table '{table}': {source}")]
+    #[error("Delta table '{table}'")]
     Delta { table: String, source: deltalake::DeltaTableError },
-    #[error("query on table '{table}': {source}")]
+    #[error("query on table '{table}'")]
     Query { table: String, source: datafusion::error::DataFusionError },
-    #[error("building Arrow data: {0}")]
+    #[error("building Arrow data")]
     Arrow(#[from] datafusion::arrow::error::ArrowError),
 }
 

@@ -4,42 +4,111 @@ use std::path::Path;
 use deltalake::kernel::StructField;
 use deltalake::{DeltaTable, DeltaTableError};
 use futures::TryStreamExt;
+use object_store::ObjectStore as _;
 use serde_json::Value;
 use url::Url;
 
+use crate::location::StorageOptions;
 use crate::{StoreError, TableName};
 
 /// The key under which stroom records its own metadata in Delta commits.
 pub(crate) const COMMIT_METADATA_KEY: &str = "stroom";
 
-/// A store: one object_store location holding one Delta table per name.
+/// A store: one object_store location holding one Delta table per name,
+/// and the storage options that reach it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Store {
     root: Url,
+    options: StorageOptions,
 }
 
 impl Store {
-    /// Opens a store at a URL (`file:///…`, `memory:///`) or a local folder,
-    /// which is created if missing.
+    /// Opens a store at a URL (`file:///…`, `s3://bucket/prefix`,
+    /// `memory:///`) or a local folder, which is created if missing: the
+    /// way writers open a store.
     pub fn open(location: &str) -> Result<Self, StoreError> {
+        Self::create(location, StorageOptions::new())
+    }
+
+    /// A store for writing at `location` with `options`; a local folder is
+    /// created if missing. Nothing is read from an object store yet.
+    pub fn create(location: &str, options: StorageOptions) -> Result<Self, StoreError> {
+        let store = Self::at(location, options)?;
+        if let Ok(path) = store.root.to_file_path() {
+            std::fs::create_dir_all(&path).map_err(|e| store.problem(e.to_string()))?;
+        }
+        Ok(store)
+    }
+
+    /// An existing store, for reading: fails with "no store at LOCATION"
+    /// when the folder or prefix holds no table, and with one error naming
+    /// the URL when its object store cannot be reached (a wrong endpoint,
+    /// wrong credentials, a missing bucket).
+    pub async fn open_existing(location: &str, options: StorageOptions) -> Result<Self, StoreError> {
+        let store = Self::at(location, options)?;
+        if store.is_empty().await? {
+            return Err(StoreError::Location {
+                location: location.to_owned(),
+                problem: "no store there (no stroom table under it; `stroom ingest` creates one)".into(),
+            });
+        }
+        Ok(store)
+    }
+
+    /// Parses a location without touching it.
+    fn at(location: &str, options: StorageOptions) -> Result<Self, StoreError> {
+        crate::location::register_object_stores();
         let problem = |problem: String| StoreError::Location { location: location.to_owned(), problem };
-        let looks_like_url = location.contains("://");
-        let mut root = if looks_like_url {
+        let mut root = if location.contains("://") {
             Url::parse(location).map_err(|e| problem(e.to_string()))?
         } else {
             let path = Path::new(location);
-            std::fs::create_dir_all(path).map_err(|e| problem(e.to_string()))?;
-            let absolute = std::fs::canonicalize(path).map_err(|e| problem(e.to_string()))?;
+            let absolute = std::path::absolute(path).map_err(|e| problem(e.to_string()))?;
             Url::from_directory_path(&absolute).map_err(|()| problem("not an absolute path".into()))?
         };
-        if root.scheme() == "file" {
-            let path = root.to_file_path().map_err(|()| problem("not a local path".into()))?;
-            std::fs::create_dir_all(&path).map_err(|e| problem(e.to_string()))?;
+        match root.scheme() {
+            "file" | "memory" => {}
+            _ if crate::location::is_s3(&root) => {
+                if root.host_str().is_none_or(str::is_empty) {
+                    return Err(problem("an S3 store URL names its bucket: s3://BUCKET/PREFIX".into()));
+                }
+            }
+            other => return Err(problem(format!("unsupported scheme '{other}' (use a folder, file:// or s3://)"))),
         }
+        crate::location::check_storage_options(&root, &options).map_err(problem)?;
         if !root.path().ends_with('/') {
             root.set_path(&format!("{}/", root.path()));
         }
-        Ok(Self { root })
+        Ok(Self { root, options })
+    }
+
+    fn problem(&self, problem: String) -> StoreError {
+        StoreError::Location { location: self.root.to_string(), problem }
+    }
+
+    /// Whether the store holds no table at all. On an object store this is
+    /// one listing request, which also tells whether the store can be
+    /// reached.
+    async fn is_empty(&self) -> Result<bool, StoreError> {
+        if let Ok(path) = self.root.to_file_path() {
+            let Ok(entries) = std::fs::read_dir(&path) else { return Ok(true) };
+            return Ok(!entries.filter_map(Result::ok).any(|entry| entry.path().join("_delta_log").is_dir()));
+        }
+        if self.root.scheme() == "memory" {
+            return Ok(false);
+        }
+        let objects = crate::location::s3_store(&self.root, &self.options).map_err(|e| self.problem(e.to_string()))?;
+        let prefix = deltalake::Path::from_url_path(self.root.path()).map_err(|e| self.problem(e.to_string()))?;
+        let listed = objects
+            .list_with_delimiter(Some(&prefix))
+            .await
+            .map_err(|e| self.problem(format!("cannot reach it: {}", reach_error(&e))))?;
+        Ok(listed.common_prefixes.is_empty() && listed.objects.is_empty())
+    }
+
+    /// The storage options of the store (credentials stay with the caller).
+    pub fn storage_options(&self) -> &StorageOptions {
+        &self.options
     }
 
     /// The store's root URL.
@@ -67,7 +136,7 @@ impl Store {
                 return Ok(None);
             }
         }
-        let builder = deltalake::DeltaTableBuilder::from_url(url).map_err(StoreError::delta(table.as_str()))?;
+        let builder = self.table_builder(table)?;
         let builder = match version {
             Some(v) => builder.with_version(v),
             None => builder,
@@ -75,8 +144,19 @@ impl Store {
         match builder.load().await {
             Ok(t) => Ok(Some(t)),
             Err(DeltaTableError::NotATable(_)) => Ok(None),
+            Err(DeltaTableError::ObjectStore { source }) if !matches!(source, object_store::Error::NotFound { .. }) => {
+                Err(self.problem(reach_error(&source)))
+            }
             Err(e) => Err(StoreError::Delta { table: table.as_str().into(), source: e }),
         }
+    }
+
+    /// A deltalake builder for one table of the store, with its options.
+    fn table_builder(&self, table: TableName) -> Result<deltalake::DeltaTableBuilder, StoreError> {
+        let options = self.options.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        Ok(deltalake::DeltaTableBuilder::from_url(self.table_url(table))
+            .map_err(StoreError::delta(table.as_str()))?
+            .with_storage_options(options))
     }
 
     /// Opens a table, creating it with `columns` and `partitions` if missing.
@@ -95,14 +175,24 @@ impl Store {
                 std::fs::create_dir_all(&path).map_err(|source| StoreError::Io { path, source })?;
             }
         }
-        let empty = DeltaTable::try_from_url(url).await.map_err(StoreError::delta(table.as_str()))?;
-        empty
+        let empty = self.table_builder(table)?.build().map_err(StoreError::delta(table.as_str()))?;
+        let created = empty
             .create()
             .with_table_name(table.as_str())
             .with_columns(columns)
             .with_partition_columns(partitions.iter().map(|p| p.to_string()))
-            .await
-            .map_err(StoreError::delta(table.as_str()))
+            // Version 0 or nothing: a table another writer created meanwhile
+            // is used as it is, never created again on top of it.
+            .with_commit_properties(deltalake::kernel::transaction::CommitProperties::default().with_max_retries(0))
+            .await;
+        match created {
+            Ok(created) => Ok(created),
+            // Another writer created the table first: use theirs.
+            Err(error) => match self.table(table).await? {
+                Some(existing) => Ok(existing),
+                None => Err(StoreError::Delta { table: table.as_str().into(), source: error }),
+            },
+        }
     }
 }
 
@@ -145,6 +235,40 @@ pub(crate) async fn ingested_hashes(table: &DeltaTable, name: TableName) -> Resu
         }
     }
     Ok(hashes)
+}
+
+/// How many times a writer that lost the race for a table version starts
+/// its commit again on top of the winner's.
+pub(crate) const COMMIT_ATTEMPTS: usize = 5;
+
+/// Whether a commit failed only because another writer committed that
+/// table version first (stroom commits with no automatic retry where the
+/// content depends on the version read, then decides what to do).
+pub(crate) fn is_lost_race(error: &DeltaTableError) -> bool {
+    use deltalake::kernel::transaction::TransactionError;
+    matches!(
+        error,
+        DeltaTableError::VersionAlreadyExists(_)
+            | DeltaTableError::Transaction {
+                source: TransactionError::MaxCommitAttempts(_) | TransactionError::VersionAlreadyExists(_)
+            }
+    )
+}
+
+/// An object store error in one line: what failed, without the retries'
+/// detail.
+fn reach_error(error: &object_store::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        let line = cause.to_string();
+        if !text.contains(&line) {
+            text.push_str(": ");
+            text.push_str(&line);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// Removes files written for a commit that will not happen (best effort:

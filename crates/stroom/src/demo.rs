@@ -5,11 +5,12 @@
 //! route's destination and forecasts every route. Running it again reuses
 //! the simulation and finds every file already ingested.
 
+use crate::location::{EngineArgs, StoreArgs};
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use stroom_store::{ArrivalsIngest, DEFAULT_K, EmptyCounts, Store};
+use stroom_store::{ArrivalsIngest, DEFAULT_K, EmptyCounts};
 
 use stroom_api::{KeyFile, MapFormat, Role};
 
@@ -28,14 +29,23 @@ pub(crate) struct DemoArgs {
     /// Stop after the briefings instead of serving the API.
     #[arg(long)]
     no_serve: bool,
+    /// Store location instead of DIR/store: a folder or s3://BUCKET/PREFIX.
+    #[arg(long = "store", value_name = "LOCATION")]
+    store: Option<String>,
+    /// An object-store option, KEY=VALUE (repeatable), as for every command.
+    #[arg(long = "storage-option", value_name = "KEY=VALUE", value_parser = crate::location::parse_option)]
+    storage_options: Vec<(String, String)>,
 }
 
 pub(crate) async fn run(args: &DemoArgs) -> Result<()> {
     let started = std::time::Instant::now();
     let sim = args.dir.join("sim");
-    let store_path = args.dir.join("store");
-    let store = Store::open(&store_path.to_string_lossy())?;
-    println!("stroom demo: simulation in {}, store at {}", sim.display(), store_path.display());
+    let store_args = StoreArgs {
+        location: args.store.clone().unwrap_or_else(|| args.dir.join("store").to_string_lossy().into_owned()),
+        storage_options: args.storage_options.clone(),
+    };
+    let store = store_args.create()?;
+    println!("stroom demo: simulation in {}, store at {}", sim.display(), store_args.location);
 
     println!("\n# Simulate two years on every route (the Channel route follows the real UK arrivals)");
     if sim.join("manifest.json").exists() {
@@ -77,9 +87,8 @@ pub(crate) async fn run(args: &DemoArgs) -> Result<()> {
     crate::ingest_density(&store, &[sim.join("density")], stroom_core::DEFAULT_ROUTE_RESOLUTION, DEFAULT_K).await?;
 
     println!("\n# What the store holds");
-    crate::print_tables(&store.summaries().await?);
+    crate::print_tables(&store.summaries().await?)?;
 
-    let store_url = store_path.to_string_lossy().into_owned();
     let mut destinations: Vec<String> = Vec::new();
     for route in crate::routes::load_routes(None)? {
         let id = route.destination().id.clone();
@@ -90,12 +99,12 @@ pub(crate) async fn run(args: &DemoArgs) -> Result<()> {
     for station in &destinations {
         println!("\n# Backtest at {station}: 20 folds of 14 days, a week apart");
         let out = args.dir.join("backtests").join(station);
-        crate::forecast::backtest(&BacktestArgs::defaults(&store_url, Target::Station(station.clone()), Some(out)))
+        crate::forecast::backtest(&BacktestArgs::defaults(&store_args, Target::Station(station.clone()), Some(out)))
             .await?;
     }
 
     println!("\n# Forecasts for every route, recorded in the forecasts table");
-    crate::forecast::forecast(&ForecastArgs::defaults(&store_url)).await?;
+    crate::forecast::forecast(&ForecastArgs::defaults(&store_args)).await?;
 
     println!("\n# Briefing pages and maps of every route");
     let briefings = args.dir.join("briefings");
@@ -128,7 +137,8 @@ pub(crate) async fn run(args: &DemoArgs) -> Result<()> {
     let created = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let (token, _) = KeyFile::create_key(&keys, Role::Viewer, None, created)?;
     let serve = ServeArgs {
-        store: store_url.clone(),
+        store: store_args.clone(),
+        engine: EngineArgs::default(),
         addr: args.addr,
         keys,
         audit: args.dir.join("audit.jsonl"),

@@ -11,6 +11,7 @@
 //! stored counts, so none is below k. The arrivals forecast of the models
 //! is the briefing's chart and table.
 
+use crate::location::StoreArgs;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -53,9 +54,8 @@ pub(crate) enum FormatArg {
 
 #[derive(Debug, Args)]
 pub(crate) struct MapArgs {
-    /// Store location: a local folder or a URL.
-    #[arg(long)]
-    store: String,
+    #[command(flatten)]
+    store: StoreArgs,
     /// Route id.
     #[arg(long)]
     route: String,
@@ -79,7 +79,7 @@ pub(crate) async fn run(command: &ExportCommand) -> Result<()> {
             let routes = load_routes(args.routes.as_deref())?;
             let route =
                 routes.iter().find(|r| r.id == args.route).with_context(|| format!("no route '{}'", args.route))?;
-            let store = crate::open_store(&args.store)?;
+            let store = args.store.open().await?;
             let format = match args.format {
                 FormatArg::Geojson => MapFormat::GeoJson,
                 FormatArg::Svg => MapFormat::Svg,
@@ -102,9 +102,9 @@ pub(crate) async fn run(command: &ExportCommand) -> Result<()> {
     }
 }
 
-/// A failure the API answers with a 500 (and logs).
-pub(crate) fn failed(error: impl std::fmt::Display) -> BackendError {
-    BackendError::Failed(format!("{error:#}"))
+/// A failure the API answers with a 500 (and logs), with its causes.
+pub(crate) fn failed(error: impl Into<anyhow::Error>) -> BackendError {
+    BackendError::Failed(crate::output::error_text(&error.into()))
 }
 
 /// One forecast day of the run, as the table holds it.

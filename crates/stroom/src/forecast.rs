@@ -2,6 +2,7 @@
 //! its upstream density signals from the store, run the models of
 //! `stroom-model`, and write the results to files and to the store.
 
+use crate::location::{EngineArgs, StoreArgs};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -20,7 +21,7 @@ use stroom_model::{
     Backtest, BacktestRow, Folds, ForecastParams, MetricsRow, ModelKind, SeriesInput, UpstreamSignal,
     ValidForecastParams,
 };
-use stroom_query::{QuerySession, Vintage};
+use stroom_query::{Engine, QuerySession, Vintage};
 use stroom_store::{RUN_VALUE_COLUMNS, Store, TableName, backtests_schema, forecasts_schema};
 
 use crate::routes::load_routes;
@@ -125,9 +126,10 @@ impl ModelOptions {
 
 #[derive(Debug, Args)]
 pub(crate) struct BacktestArgs {
-    /// Store location: a local folder or a URL.
-    #[arg(long)]
-    store: String,
+    #[command(flatten)]
+    store: StoreArgs,
+    #[command(flatten)]
+    engine: EngineArgs,
     /// station:ID or segment:ROUTE/SEGMENT.
     #[arg(long)]
     target: Target,
@@ -160,9 +162,10 @@ pub(crate) struct BacktestArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct ForecastArgs {
-    /// Store location: a local folder or a URL.
-    #[arg(long)]
-    store: String,
+    #[command(flatten)]
+    store: StoreArgs,
+    #[command(flatten)]
+    engine: EngineArgs,
     /// Routes whose destination is forecast (repeatable); every route when
     /// neither --route nor --target is given.
     #[arg(long)]
@@ -199,9 +202,10 @@ impl ModelOptions {
 
 impl BacktestArgs {
     /// The command line's defaults for one target (the demo's backtests).
-    pub(crate) fn defaults(store: &str, target: Target, out: Option<PathBuf>) -> Self {
+    pub(crate) fn defaults(store: &StoreArgs, target: Target, out: Option<PathBuf>) -> Self {
         Self {
-            store: store.to_owned(),
+            store: store.clone(),
+            engine: EngineArgs::default(),
             target,
             folds: 20,
             step: 7,
@@ -216,7 +220,7 @@ impl BacktestArgs {
 
     /// A backtest asked for through the API: recorded, printed nowhere, no files.
     pub(crate) fn for_api(
-        store: &str,
+        store: &StoreArgs,
         target: Target,
         horizon: usize,
         folds: usize,
@@ -238,6 +242,12 @@ impl BacktestArgs {
         self
     }
 
+    /// Runs the queries on `engine`.
+    pub(crate) fn on(mut self, engine: EngineArgs) -> Self {
+        self.engine = engine;
+        self
+    }
+
     /// Checks the options without reading the store.
     pub(crate) fn check(&self) -> Result<()> {
         let models = ModelKind::parse_list(&self.models)?;
@@ -254,10 +264,17 @@ impl ForecastArgs {
         self
     }
 
+    /// Runs the queries on `engine`.
+    pub(crate) fn on(mut self, engine: EngineArgs) -> Self {
+        self.engine = engine;
+        self
+    }
+
     /// The command line's defaults: every route, model `auto`.
-    pub(crate) fn defaults(store: &str) -> Self {
+    pub(crate) fn defaults(store: &StoreArgs) -> Self {
         Self {
-            store: store.to_owned(),
+            store: store.clone(),
+            engine: EngineArgs::default(),
             route: Vec::new(),
             target: Vec::new(),
             model: "auto".into(),
@@ -328,8 +345,8 @@ type Groups = (String, Vec<(String, Vec<Cell>)>);
 
 /// Reads the target's daily arrivals (at `station`) and the density excess
 /// of its upstream segments (`groups`) from one vintage of the store.
-async fn load(store: &Store, (station, groups): &Groups, vintage: Option<Vintage>) -> Result<Loaded> {
-    let session = QuerySession::open(store, vintage).await?;
+async fn load(store: &Store, engine: &Engine, (station, groups): &Groups, vintage: Option<Vintage>) -> Result<Loaded> {
+    let session = QuerySession::open_on(store, vintage, engine).await?;
     if !session.has_table("arrivals") {
         bail!("the store has no arrivals table{}", if vintage.is_some() { " in that vintage" } else { "" });
     }
@@ -431,16 +448,17 @@ pub(crate) struct RunOutcome {
 
 pub(crate) async fn backtest(args: &BacktestArgs) -> Result<RunOutcome> {
     let started = std::time::Instant::now();
-    let store = crate::open_store(&args.store)?;
+    let store = args.store.open().await?;
+    let engine = args.engine.engine();
     let routes = load_routes(args.options.routes.as_deref())?;
     let models = ModelKind::parse_list(&args.models)?;
     let params = args.options.params(models.clone())?;
     let folds = Folds { horizon: args.options.horizon, folds: args.folds, step: args.step };
     let groups = upstream_groups(&args.target, &routes)?;
-    let mut latest = load(&store, &groups, None).await?;
+    let mut latest = load(&store, &engine, &groups, None).await?;
     latest.input.holidays = args.options.holidays.clone();
     let result = if args.vintage {
-        backtest_on_vintages(&store, &groups, &latest.input, folds, &params, &args.options).await?
+        backtest_on_vintages(&store, &engine, &groups, &latest.input, folds, &params, &args.options).await?
     } else {
         stroom_model::backtest(&latest.input, folds, &params)?
     };
@@ -530,6 +548,7 @@ pub(crate) async fn backtest(args: &BacktestArgs) -> Result<RunOutcome> {
 /// cutoff day; actuals come from the latest data.
 async fn backtest_on_vintages(
     store: &Store,
+    engine: &Engine,
     groups: &Groups,
     latest: &SeriesInput,
     folds: Folds,
@@ -543,7 +562,7 @@ async fn backtest_on_vintages(
     for &cutoff in &cutoffs {
         let date = latest.date(cutoff);
         let end_of_day = (date + chrono::Duration::days(1)).and_hms_opt(0, 0, 0).expect("midnight").and_utc();
-        let mut loaded = load(store, groups, Some(Vintage::AsOf(end_of_day)))
+        let mut loaded = load(store, engine, groups, Some(Vintage::AsOf(end_of_day)))
             .await
             .with_context(|| format!("reading the vintage of {date}"))?;
         loaded.input.holidays = options.holidays.clone();
@@ -567,7 +586,8 @@ async fn backtest_on_vintages(
 }
 
 pub(crate) async fn forecast(args: &ForecastArgs) -> Result<RunOutcome> {
-    let store = crate::open_store(&args.store)?;
+    let store = args.store.open().await?;
+    let engine = args.engine.engine();
     let routes = load_routes(args.options.routes.as_deref())?;
     let model = ModelKind::parse(&args.model)?;
     let params = args.options.params(vec![model])?;
@@ -591,7 +611,7 @@ pub(crate) async fn forecast(args: &ForecastArgs) -> Result<RunOutcome> {
     let mut vintage = Value::Null;
     let mut summaries = Vec::new();
     for target in &targets {
-        let mut loaded = load(&store, &upstream_groups(target, &routes)?, None).await?;
+        let mut loaded = load(&store, &engine, &upstream_groups(target, &routes)?, None).await?;
         loaded.input.holidays = args.options.holidays.clone();
         vintage = versions_json(&loaded.versions);
         let cutoff = stroom_model::last_known(&loaded.input).context("the series has no known value")?;

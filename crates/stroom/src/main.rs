@@ -1,20 +1,25 @@
 //! The `stroom` binary: one command line for every stage of the pipeline.
 
+mod cluster;
 mod demo;
 mod export;
 mod forecast;
+mod location;
+mod output;
 mod query;
 mod routes;
 mod series;
 mod serve;
 mod simulate;
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
+use location::StoreArgs;
 use stroom_core::{DEFAULT_BUFFER_RINGS, DEFAULT_ROUTE_RESOLUTION, Resolution};
 use stroom_store::{ArrivalsIngest, DEFAULT_K, DensityIngest, EmptyCounts, Store, TableSummary};
 
@@ -37,9 +42,8 @@ enum Command {
     },
     /// Show each table of a store: version history, row counts, date range.
     Tables {
-        /// Store location: a local folder or a URL.
-        #[arg(long)]
-        store: String,
+        #[command(flatten)]
+        store: StoreArgs,
     },
     /// Read-only SQL over a store's tables, with the H3 functions.
     Query(query::QueryArgs),
@@ -71,6 +75,12 @@ enum Command {
     /// the real UK arrivals into a local store, backtest and forecast, write
     /// the briefing pages, and serve the API.
     Demo(demo::DemoArgs),
+    /// Run a Ballista scheduler for `--cluster df://HOST:PORT`, with the H3
+    /// functions and stroom's object stores.
+    Scheduler(cluster::SchedulerArgs),
+    /// Run a Ballista executor that registers with a scheduler and runs its
+    /// tasks, with the H3 functions and stroom's object stores.
+    Executor(cluster::ExecutorArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -81,9 +91,8 @@ enum IngestCommand {
         /// Files or folders to ingest.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
-        /// Store location: a local folder or a URL.
-        #[arg(long)]
-        store: String,
+        #[command(flatten)]
+        store: StoreArgs,
         /// H3 resolution at which cells are stored.
         #[arg(long, default_value_t = DEFAULT_ROUTE_RESOLUTION)]
         resolution: u8,
@@ -95,9 +104,8 @@ enum IngestCommand {
     /// date,count with --station, or other layouts with the column options.
     Arrivals {
         file: PathBuf,
-        /// Store location: a local folder or a URL.
-        #[arg(long)]
-        store: String,
+        #[command(flatten)]
+        store: StoreArgs,
         /// Station of every row, for files without a station column.
         #[arg(long)]
         station: Option<String>,
@@ -138,8 +146,10 @@ fn main() -> ExitCode {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a Tokio runtime starts");
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader has all it wants (`stroom routes | head -1`).
+        Err(error) if output::stdout_closed(&error) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", output::error_text(&error));
             ExitCode::FAILURE
         }
     }
@@ -152,7 +162,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Forecast(args) => forecast::forecast(&args).await.map(|_| ()),
         Command::Ingest { what } => match what {
             IngestCommand::Density { paths, store, resolution, k } => {
-                ingest_density(&open_store(&store)?, &paths, resolution, k).await.map(|_| ())
+                ingest_density(&store.create()?, &paths, resolution, k).await.map(|_| ())
             }
             IngestCommand::Arrivals { file, store, station, date_column, count_column, station_column, empty } => {
                 let ingest = ArrivalsIngest {
@@ -165,30 +175,24 @@ async fn run(cli: Cli) -> Result<()> {
                         EmptyArg::Zero => EmptyCounts::Zero,
                     },
                 };
-                ingest_arrivals(&open_store(&store)?, &file, &ingest).await
+                ingest_arrivals(&store.create()?, &file, &ingest).await
             }
         },
         Command::Tables { store } => {
-            let store = open_store(&store)?;
-            print_tables(&store.summaries().await?);
-            Ok(())
+            let store = store.open().await?;
+            Ok(print_tables(&store.summaries().await?)?)
         }
         Command::Query(args) => query::run(&args).await,
         Command::Series(args) => series::run(&args).await,
         Command::Simulate(args) => simulate::run(&args).map(|_| ()),
         Command::Demo(args) => demo::run(&args).await,
+        Command::Scheduler(args) => cluster::scheduler(&args).await,
+        Command::Executor(args) => cluster::executor(&args).await,
         Command::Export { what } => export::run(&what).await,
         Command::Serve(args) => serve::serve(&args, |_| {}).await,
         Command::Keys { what } => serve::keys(&what),
-        Command::Openapi => {
-            print!("{}", stroom_api::openapi_json());
-            Ok(())
-        }
+        Command::Openapi => Ok(output::stdout().write_all(stroom_api::openapi_json().as_bytes())?),
     }
-}
-
-fn open_store(location: &str) -> Result<Store> {
-    Store::open(location).with_context(|| format!("opening store {location}"))
 }
 
 pub(crate) async fn ingest_density(
@@ -274,9 +278,10 @@ fn walk_size(path: &std::path::Path) -> u64 {
     }
 }
 
-pub(crate) fn print_tables(summaries: &[TableSummary]) {
+pub(crate) fn print_tables(summaries: &[TableSummary]) -> std::io::Result<()> {
+    let mut out = output::stdout();
     if summaries.is_empty() {
-        println!("The store holds no tables yet.");
+        writeln!(out, "The store holds no tables yet.")?;
     }
     for summary in summaries {
         let range = match (&summary.first, &summary.last) {
@@ -284,13 +289,14 @@ pub(crate) fn print_tables(summaries: &[TableSummary]) {
             _ => String::new(),
         };
         let facts: Vec<String> = summary.facts.iter().map(|(k, v)| format!("{k} {v}")).collect();
-        println!(
+        writeln!(
+            out,
             "{}: version {}, {} rows{range}{}",
             summary.table.as_str(),
             summary.version,
             summary.rows,
             if facts.is_empty() { String::new() } else { format!(", {}", facts.join(", ")) }
-        );
+        )?;
         for version in &summary.versions {
             let when = version
                 .timestamp_ms
@@ -298,9 +304,10 @@ pub(crate) fn print_tables(summaries: &[TableSummary]) {
                 .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
                 .unwrap_or_default();
             let detail = version.stroom.as_ref().map(describe_commit).unwrap_or_default();
-            println!("  v{:<4} {when}  {:<14} {detail}", version.version, version.operation);
+            writeln!(out, "  v{:<4} {when}  {:<14} {detail}", version.version, version.operation)?;
         }
     }
+    Ok(())
 }
 
 fn describe_commit(metadata: &serde_json::Value) -> String {

@@ -1,5 +1,6 @@
 //! `stroom routes`: the corridors, their segments and cells.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -71,13 +72,16 @@ pub(crate) fn run(args: &RoutesArgs) -> Result<()> {
             let known: Vec<&str> = routes.iter().map(|r| r.id.as_str()).collect();
             bail!("no route '{id}' (routes: {})", known.join(", "));
         };
-        println!("{}", serde_json::to_string_pretty(&route_geojson(route, resolution, args.buffer)?)?);
+        let text = serde_json::to_string_pretty(&route_geojson(route, resolution, args.buffer)?)?;
+        writeln!(crate::output::stdout(), "{text}")?;
         return Ok(());
     }
-    println!("resolution {resolution}, buffer {} ring(s)", args.buffer);
+    let mut out = crate::output::stdout();
+    writeln!(out, "resolution {resolution}, buffer {} ring(s)", args.buffer)?;
     for route in &routes {
         let cells = route.cells(resolution, args.buffer)?;
-        println!(
+        writeln!(
+            out,
             "{} ({}): {} stations, {} segments, {} distinct cells, destination {}",
             route.id,
             route.name,
@@ -85,16 +89,17 @@ pub(crate) fn run(args: &RoutesArgs) -> Result<()> {
             route.segments.len(),
             cells.distinct_cells(),
             route.destination().id
-        );
+        )?;
         for (segment, segment_cells) in route.segments.iter().zip(&cells.segments) {
-            println!(
+            writeln!(
+                out,
                 "  {:<34} {:<5} {:>6} cells  {} -> {}",
                 segment.id,
                 segment.mode.as_str(),
                 segment_cells.cells.len(),
                 segment.from,
                 segment.to
-            );
+            )?;
         }
     }
     Ok(())

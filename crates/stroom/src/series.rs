@@ -1,6 +1,9 @@
 //! `stroom series`: the density per segment (or around each station) of a
 //! route, daily or hourly, as the models read it.
 
+use crate::location::{EngineArgs, StoreArgs};
+use std::io::Write;
+
 use anyhow::{Context, Result, bail};
 use chrono::NaiveDate;
 use clap::{Args, ValueEnum};
@@ -12,9 +15,10 @@ use crate::routes::load_routes;
 
 #[derive(Debug, Args)]
 pub(crate) struct SeriesArgs {
-    /// Store location: a local folder or a URL.
-    #[arg(long)]
-    store: String,
+    #[command(flatten)]
+    store: StoreArgs,
+    #[command(flatten)]
+    engine: EngineArgs,
     /// Route id.
     #[arg(long)]
     route: String,
@@ -56,8 +60,8 @@ pub(crate) async fn run(args: &SeriesArgs) -> Result<()> {
     if args.from >= args.to {
         bail!("--from {} must be before --to {}", args.from, args.to);
     }
-    let store = crate::open_store(&args.store)?;
-    let session = QuerySession::open(&store, None).await?;
+    let store = args.store.open().await?;
+    let session = QuerySession::open_on(&store, None, &args.engine.engine()).await?;
     let resolution = Resolution::new(i64::from(stroom_core::DEFAULT_ROUTE_RESOLUTION))?;
     let granularity = if args.hourly { SeriesGranularity::Hour } else { SeriesGranularity::Day };
     let batches = match args.level {
@@ -74,13 +78,17 @@ pub(crate) async fn run(args: &SeriesArgs) -> Result<()> {
             session.station_density_series(route, resolution, args.buffer, args.from, args.to, granularity).await?
         }
     };
+    let mut bytes = Vec::new();
     if args.csv {
-        let mut writer = datafusion::arrow::csv::Writer::new(std::io::stdout());
+        // Written to memory first: Arrow's CSV writer turns a failed write
+        // into text, which would hide a closed standard output.
+        let mut writer = datafusion::arrow::csv::Writer::new(&mut bytes);
         for batch in &batches {
             writer.write(batch).context("writing CSV")?;
         }
     } else {
-        println!("{}", pretty_format_batches(&batches)?);
+        bytes = format!("{}\n", pretty_format_batches(&batches)?).into_bytes();
     }
+    crate::output::stdout().write_all(&bytes)?;
     Ok(())
 }

@@ -3,6 +3,7 @@
 //! query layer, the models and the maps; heavy work (backtests, refreshes,
 //! maps) runs on its own threads so that it never stalls the server.
 
+use crate::location::{EngineArgs, StoreArgs};
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -30,9 +31,10 @@ use crate::routes::load_routes;
 
 #[derive(Debug, Args)]
 pub(crate) struct ServeArgs {
-    /// Store location: a local folder or a URL.
-    #[arg(long)]
-    pub(crate) store: String,
+    #[command(flatten)]
+    pub(crate) store: StoreArgs,
+    #[command(flatten)]
+    pub(crate) engine: EngineArgs,
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub(crate) addr: SocketAddr,
@@ -110,7 +112,7 @@ pub(crate) fn keys(command: &KeysCommand) -> Result<()> {
 /// Serves until Ctrl-C or SIGTERM.
 pub(crate) async fn serve(args: &ServeArgs, announce: impl FnOnce(SocketAddr)) -> Result<()> {
     let routes = load_routes(args.routes.as_deref())?;
-    crate::open_store(&args.store)?;
+    args.store.open().await?;
     let keys = KeyFile::load(&args.keys)?;
     if keys.keys.is_empty() {
         eprintln!("warning: {} holds no key; create one with `stroom keys create`", args.keys.display());
@@ -118,7 +120,12 @@ pub(crate) async fn serve(args: &ServeArgs, announce: impl FnOnce(SocketAddr)) -
     let listener =
         tokio::net::TcpListener::bind(args.addr).await.with_context(|| format!("listening on {}", args.addr))?;
     let local = listener.local_addr()?;
-    let backend = Arc::new(StoreBackend { store: args.store.clone(), routes, routes_dir: args.routes.clone() });
+    let backend = Arc::new(StoreBackend {
+        store: args.store.clone(),
+        engine: args.engine.clone(),
+        routes,
+        routes_dir: args.routes.clone(),
+    });
     if args.request_timeout_ms == 0 {
         bail!("--request-timeout-ms must be at least 1");
     }
@@ -158,7 +165,8 @@ async fn shutdown_signal() {
 
 /// The API's data: the store at a location, and the routes.
 pub(crate) struct StoreBackend {
-    store: String,
+    store: StoreArgs,
+    engine: EngineArgs,
     routes: Vec<Route>,
     routes_dir: Option<PathBuf>,
 }
@@ -182,7 +190,7 @@ where
 
 impl StoreBackend {
     fn open(&self) -> Result<Store, BackendError> {
-        Store::open(&self.store).map_err(failed)
+        self.store.create().map_err(failed)
     }
 
     fn backtest_args(&self, request: &BacktestRequest) -> Result<BacktestArgs, BackendError> {
@@ -201,14 +209,15 @@ impl StoreBackend {
             request.step.unwrap_or(7) as usize,
             models,
         )
-        .with_routes(self.routes_dir.clone());
+        .with_routes(self.routes_dir.clone())
+        .on(self.engine.clone());
         args.check().map_err(|e| BackendError::Invalid(format!("{e:#}")))?;
         Ok(args)
     }
 }
 
 fn string_column(batch: &RecordBatch, name: &str) -> Result<Vec<Option<String>>, BackendError> {
-    let column = batch.column_by_name(name).ok_or_else(|| failed(format!("no column {name}")))?;
+    let column = batch.column_by_name(name).ok_or_else(|| failed(anyhow::anyhow!("no column {name}")))?;
     let strings = column.as_string::<i32>();
     Ok((0..batch.num_rows()).map(|i| (!strings.is_null(i)).then(|| strings.value(i).to_owned())).collect())
 }
@@ -242,18 +251,18 @@ async fn read_forecasts(store: Store) -> Result<ForecastSnapshot, BackendError> 
         let targets = string_column(batch, "target")?;
         let models = string_column(batch, "model")?;
         let chosen = string_column(batch, "chosen")?;
-        let created = batch.column_by_name("created_at").ok_or_else(|| failed("no created_at"))?;
+        let created = batch.column_by_name("created_at").ok_or_else(|| failed(anyhow::anyhow!("no created_at")))?;
         let created = created.as_primitive::<TimestampMicrosecondType>();
         let date_of = |name: &str| -> Result<Vec<NaiveDate>, BackendError> {
-            let c = batch.column_by_name(name).ok_or_else(|| failed(format!("no {name}")))?;
+            let c = batch.column_by_name(name).ok_or_else(|| failed(anyhow::anyhow!("no {name}")))?;
             let c = c.as_primitive::<Date32Type>();
             Ok((0..batch.num_rows()).map(|i| days_to_date(c.value(i))).collect())
         };
         let (cutoffs, dates) = (date_of("cutoff")?, date_of("date")?);
-        let horizons = batch.column_by_name("horizon").ok_or_else(|| failed("no horizon"))?;
+        let horizons = batch.column_by_name("horizon").ok_or_else(|| failed(anyhow::anyhow!("no horizon")))?;
         let horizons = horizons.as_primitive::<Int32Type>();
         let value = |name: &str, i: usize| -> Result<f64, BackendError> {
-            let c = batch.column_by_name(name).ok_or_else(|| failed(format!("no {name}")))?;
+            let c = batch.column_by_name(name).ok_or_else(|| failed(anyhow::anyhow!("no {name}")))?;
             Ok(c.as_primitive::<Float64Type>().value(i))
         };
         for i in 0..batch.num_rows() {
@@ -332,7 +341,7 @@ impl Backend for StoreBackend {
 
     fn forecasts(&self) -> BackendFuture<'_, ForecastSnapshot> {
         let store = self.store.clone();
-        Box::pin(on_worker(move || async move { read_forecasts(Store::open(&store).map_err(failed)?).await }))
+        Box::pin(on_worker(move || async move { read_forecasts(store.create().map_err(failed)?).await }))
     }
 
     fn route_series<'a>(
@@ -345,7 +354,7 @@ impl Backend for StoreBackend {
         Box::pin(async move {
             let store = self.open()?;
             let k = store.privacy_k().await.map_err(failed)?;
-            let session = QuerySession::open(&store, None).await.map_err(failed)?;
+            let session = QuerySession::open_on(&store, None, &self.engine.engine()).await.map_err(failed)?;
             if !session.has_table("density") {
                 return Err(BackendError::NotFound("the store holds no density data".into()));
             }
@@ -372,9 +381,9 @@ impl Backend for StoreBackend {
             let mut points = Vec::new();
             for b in &batches {
                 let names = string_column(b, "name")?;
-                let devices = b.column_by_name("devices").ok_or_else(|| failed("no devices"))?;
+                let devices = b.column_by_name("devices").ok_or_else(|| failed(anyhow::anyhow!("no devices")))?;
                 let devices = devices.as_primitive::<Int64Type>();
-                let hours = b.column_by_name("cell_hours").ok_or_else(|| failed("no cell_hours"))?;
+                let hours = b.column_by_name("cell_hours").ok_or_else(|| failed(anyhow::anyhow!("no cell_hours")))?;
                 let hours = hours.as_primitive::<Int64Type>();
                 for i in 0..b.num_rows() {
                     points.push(RouteSeriesPoint {
@@ -420,7 +429,7 @@ impl Backend for StoreBackend {
                 )));
             }
             let range = cell.descendant_range(storage).map_err(failed)?;
-            let session = QuerySession::open(&store, None).await.map_err(failed)?;
+            let session = QuerySession::open_on(&store, None, &self.engine.engine()).await.map_err(failed)?;
             let bucket = match resolution {
                 TimeResolution::Day => "CAST(ts AS DATE)",
                 TimeResolution::Hour => "ts",
@@ -498,7 +507,7 @@ impl Backend for StoreBackend {
     }
 
     fn refresh(&self) -> BackendFuture<'_, (String, Vec<String>)> {
-        let mut args = ForecastArgs::defaults(&self.store).with_routes(self.routes_dir.clone());
+        let mut args = ForecastArgs::defaults(&self.store).with_routes(self.routes_dir.clone()).on(self.engine.clone());
         args.quiet = true;
         Box::pin(async move {
             let outcome =
@@ -516,7 +525,7 @@ impl Backend for StoreBackend {
         let store = self.store.clone();
         let route = route.clone();
         Box::pin(on_worker(move || async move {
-            let store = Store::open(&store).map_err(failed)?;
+            let store = store.create().map_err(failed)?;
             crate::export::render(&store, &route, date, format).await
         }))
     }
