@@ -692,10 +692,14 @@ fn keys_are_refused_with_a_clear_message() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("atlantis"));
     assert!(!keys.exists(), "nothing is written for a refused key");
     std::fs::write(&keys, "[[keys]]\nid = 'a'\nrole = 'admin'\nsha256 = 'zz'\ncreated = 'x'\n").unwrap();
+    // A store to serve, so that the key file is what the server refuses.
+    let (arrivals, store) = (dir.path().join("arrivals.csv"), dir.path().join("store"));
+    std::fs::write(&arrivals, "date,station,count\n2024-05-01,dover,12\n").unwrap();
+    run(&["ingest", "arrivals", arrivals.to_str().unwrap(), "--store", store.to_str().unwrap()]);
     let out = stroom(&[
         "serve",
         "--store",
-        dir.path().to_str().unwrap(),
+        store.to_str().unwrap(),
         "--keys",
         keys.to_str().unwrap(),
         "--addr",
