@@ -36,6 +36,7 @@ use stroom_query::register_h3_functions;
 use stroom_store::{StorageOptions, StroomObjectStores, check_storage_options};
 
 use crate::location::parse_option;
+use crate::serve::shutdown_signal;
 
 /// `stroom scheduler`: plans queries and hands their stages to executors.
 #[derive(Debug, Args)]
@@ -281,28 +282,6 @@ fn parse_host_port(text: &str) -> Result<(String, u16)> {
         bail!("expected HOST:PORT with a host and a port other than 0, got '{text}'");
     }
     Ok((host.to_owned(), port))
-}
-
-/// Completes on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => {},
-        () = terminate => {},
-    }
 }
 
 #[cfg(test)]

@@ -142,7 +142,8 @@ pub(crate) async fn serve(args: &ServeArgs, announce: impl FnOnce(SocketAddr)) -
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// Completes on Ctrl-C or SIGTERM (the server's, and the cluster processes').
+pub(crate) async fn shutdown_signal() {
     let interrupt = async {
         let _ = tokio::signal::ctrl_c().await;
     };
