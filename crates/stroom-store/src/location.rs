@@ -8,10 +8,11 @@
 //! take precedence and use the same names in lower case, with or without
 //! the `aws_` prefix. Delta commits on S3 are conditional puts
 //! (`If-None-Match: *`, object_store's `ETagMatch` default): of two writers
-//! racing for one table version exactly one wins and the other retries on
-//! top of it, so no commit is lost or torn. The commit log is deltalake's
-//! default log store, the one it uses for every store with an atomic
-//! put-if-absent.
+//! racing for one table version exactly one wins, and the loser's commit
+//! fails instead of overwriting (what stroom then does is up to the ingest:
+//! merge again, check again, or drop a rollup). The commit log is
+//! deltalake's default log store, the one it uses for every store with an
+//! atomic put-if-absent.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Once};
