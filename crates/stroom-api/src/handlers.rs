@@ -24,7 +24,7 @@ use crate::ApiError;
 use crate::auth::{KeyRecord, Permission};
 use crate::backend::{BackendError, MapFormat};
 use crate::dto::*;
-use crate::server::{AppState, BacktestEntry, Caller, admit_job};
+use crate::state::{AppState, BacktestEntry, Caller, admit_job};
 
 type Shared = State<Arc<AppState>>;
 

@@ -21,6 +21,7 @@ mod handlers;
 mod metrics;
 mod openapi;
 mod server;
+mod state;
 
 pub use auth::{KeyFile, KeyRecord, Permission, Role};
 pub use backend::{Backend, BackendError, BackendFuture, ForecastRun, ForecastSnapshot, MapFormat};
@@ -31,4 +32,5 @@ pub use dto::{
 };
 pub use error::ApiError;
 pub use openapi::openapi_json;
-pub use server::{ApiConfig, serve};
+pub use server::serve;
+pub use state::ApiConfig;

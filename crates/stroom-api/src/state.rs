@@ -1,0 +1,221 @@
+//! The state every handler shares: the configuration, the keys, the
+//! forecast snapshot and its response cache, the jobs, each route's cells,
+//! and the checks of a caller's role and route scope. The handlers and the
+//! middleware read it; it knows neither of them.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use stroom_core::{DEFAULT_BUFFER_RINGS, DEFAULT_ROUTE_RESOLUTION, Resolution, Route};
+
+use crate::ApiError;
+use crate::audit::AuditLog;
+use crate::auth::{KeyFile, KeyRecord, Permission};
+use crate::backend::{Backend, ForecastSnapshot};
+use crate::dto::{BacktestJob, RefreshJob};
+
+/// How the server runs.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// The keys that may call the API.
+    pub keys: KeyFile,
+    /// Where the audit log is appended; no audit log when `None`.
+    pub audit_log: Option<PathBuf>,
+    /// Longest time a request may take before it is answered with a 503 problem.
+    pub request_timeout: Duration,
+    /// Largest request body, in bytes.
+    pub body_limit: usize,
+    /// How often the `forecasts` table's version is checked.
+    pub poll_interval: Duration,
+    /// Most jobs waiting or running at once; more are refused with 429.
+    pub max_jobs: usize,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            keys: KeyFile::default(),
+            audit_log: None,
+            request_timeout: Duration::from_secs(60),
+            body_limit: 64 * 1024,
+            poll_interval: Duration::from_secs(2),
+            max_jobs: 8,
+        }
+    }
+}
+
+/// A forecast snapshot with the responses already built from it; replaced
+/// as a whole when the table changes, which empties the cache.
+#[derive(Debug, Default)]
+pub(crate) struct Snapshot {
+    pub(crate) data: ForecastSnapshot,
+    cache: Mutex<HashMap<String, (HeaderValue, Bytes)>>,
+}
+
+/// Most responses kept per snapshot.
+const CACHE_ENTRIES: usize = 4096;
+
+impl Snapshot {
+    /// A cached response.
+    pub(crate) fn cached(&self, key: &str) -> Option<Response> {
+        let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        cache.get(key).map(|(kind, body)| ([(header::CONTENT_TYPE, kind.clone())], body.clone()).into_response())
+    }
+
+    /// Keeps a response and returns it.
+    pub(crate) fn keep(&self, key: String, kind: &'static str, body: Vec<u8>) -> Response {
+        let kind = HeaderValue::from_static(kind);
+        let body = Bytes::from(body);
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= CACHE_ENTRIES {
+            cache.clear();
+        }
+        cache.insert(key, (kind.clone(), body.clone()));
+        ([(header::CONTENT_TYPE, kind)], body).into_response()
+    }
+}
+
+/// A job and the routes whose keys may read it.
+#[derive(Debug, Clone)]
+pub(crate) struct BacktestEntry {
+    pub(crate) job: BacktestJob,
+    pub(crate) routes: BTreeSet<String>,
+}
+
+/// Jobs started through the API: kept in memory; their results land in
+/// the store.
+#[derive(Debug)]
+pub(crate) struct Jobs {
+    pub(crate) backtests: Mutex<HashMap<String, BacktestEntry>>,
+    pub(crate) refreshes: Mutex<HashMap<String, RefreshJob>>,
+    /// Jobs queued or running.
+    pub(crate) active: AtomicUsize,
+    /// One job runs at a time; the others wait.
+    pub(crate) worker: tokio::sync::Semaphore,
+}
+
+impl Default for Jobs {
+    fn default() -> Self {
+        Self {
+            backtests: Mutex::default(),
+            refreshes: Mutex::default(),
+            active: AtomicUsize::new(0),
+            worker: tokio::sync::Semaphore::new(1),
+        }
+    }
+}
+
+/// Everything the handlers share.
+pub(crate) struct AppState {
+    pub(crate) backend: Arc<dyn Backend>,
+    pub(crate) keys: KeyFile,
+    pub(crate) config: ApiConfig,
+    pub(crate) audit: Option<AuditLog>,
+    pub(crate) metrics: crate::metrics::Metrics,
+    snapshot: RwLock<Arc<Snapshot>>,
+    pub(crate) jobs: Jobs,
+    /// Each route's cells at the route resolution, for scoping cell queries.
+    pub(crate) route_cells: HashMap<String, BTreeSet<u64>>,
+    pub(crate) openapi: String,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").field("keys", &self.keys.keys.len()).finish_non_exhaustive()
+    }
+}
+
+/// The key that authenticated a request, as an index into the key file.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Caller(pub(crate) usize);
+
+impl AppState {
+    /// The current forecast snapshot.
+    pub(crate) fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The caller's key, if it has `permission`.
+    pub(crate) fn require(&self, caller: Option<Caller>, permission: Permission) -> Result<&KeyRecord, ApiError> {
+        let key = caller.and_then(|c| self.keys.keys.get(c.0)).ok_or(ApiError::Unauthorized)?;
+        if key.role.allows(permission) {
+            Ok(key)
+        } else {
+            let action = match permission {
+                Permission::ReadForecasts => "read forecasts, routes or maps",
+                Permission::ReadSeries => "read density series",
+                Permission::RunBacktests => "run or read backtests",
+                Permission::Administer => "administer the server",
+            };
+            Err(ApiError::Forbidden { role: key.role.as_str(), action })
+        }
+    }
+
+    /// A route the key may see: 404 when there is no such route, 403 when
+    /// the key's scope excludes it.
+    pub(crate) fn route(&self, id: &str, key: &KeyRecord) -> Result<&Route, ApiError> {
+        let route = self
+            .backend
+            .routes()
+            .iter()
+            .find(|r| r.id == id)
+            .ok_or_else(|| ApiError::NotFound(format!("there is no route '{id}'")))?;
+        if key.sees_route(id) { Ok(route) } else { Err(ApiError::RouteForbidden(id.to_owned())) }
+    }
+
+    /// Loads the forecasts again when the table's version changed (or when
+    /// `force`). Returns whether the snapshot changed.
+    pub(crate) async fn reload(&self, force: bool) -> Result<bool, ApiError> {
+        let version = self.backend.forecasts_version().await.map_err(|e| ApiError::Internal(e.to_string()))?;
+        let current = self.snapshot();
+        if !force && version == current.data.version {
+            return Ok(false);
+        }
+        let data = self.backend.forecasts().await.map_err(|e| ApiError::Internal(e.to_string()))?;
+        tracing::info!(version = ?data.version, runs = data.runs.len(), "Loaded the forecast snapshot.");
+        *self.snapshot.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(Snapshot { data, ..Snapshot::default() });
+        Ok(true)
+    }
+}
+
+/// Builds the state: loads the forecast snapshot and opens the audit log.
+pub(crate) async fn state(backend: Arc<dyn Backend>, config: ApiConfig) -> Result<Arc<AppState>, ApiError> {
+    let audit = config.audit_log.as_deref().map(AuditLog::open).transpose()?;
+    let resolution =
+        Resolution::new(i64::from(DEFAULT_ROUTE_RESOLUTION)).map_err(|e| ApiError::Config(e.to_string()))?;
+    let mut route_cells = HashMap::new();
+    for route in backend.routes() {
+        let cells = route.cells(resolution, DEFAULT_BUFFER_RINGS).map_err(|e| ApiError::Config(e.to_string()))?;
+        let set: BTreeSet<u64> = cells.segments.iter().flat_map(|s| s.cells.iter().map(|c| c.to_u64())).collect();
+        route_cells.insert(route.id.clone(), set);
+    }
+    let state = Arc::new(AppState {
+        backend,
+        keys: config.keys.clone(),
+        config,
+        audit,
+        metrics: crate::metrics::Metrics::default(),
+        snapshot: RwLock::new(Arc::new(Snapshot::default())),
+        jobs: Jobs::default(),
+        route_cells,
+        openapi: crate::openapi_json(),
+    });
+    state.reload(true).await?;
+    Ok(state)
+}
+
+/// Counts a job as active, unless too many are.
+pub(crate) fn admit_job(state: &AppState) -> Result<(), ApiError> {
+    let active = state.jobs.active.fetch_add(1, Ordering::SeqCst);
+    if active >= state.config.max_jobs {
+        state.jobs.active.fetch_sub(1, Ordering::SeqCst);
+        return Err(ApiError::Busy(format!("{active} jobs are queued or running; try again later")));
+    }
+    Ok(())
+}
