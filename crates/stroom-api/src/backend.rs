@@ -1,6 +1,6 @@
-//! What the API serves comes from a [`Backend`]: the binary implements it
-//! over the store, the query layer, the models and the maps. The API only
-//! routes, authorises, converts and caches.
+//! What the API serves comes from a [`Backend`]: `stroom-pipeline`'s
+//! `StoreBackend` implements it over the store, the query layer, the models
+//! and the maps. The API only routes, authorises, converts and caches.
 
 use std::collections::BTreeMap;
 use std::future::Future;

@@ -6,11 +6,26 @@
 //!
 //! The crate is the HTTP layer only: routing, keys and roles, the audit log,
 //! request metrics, the wire types (DTOs) and the OpenAPI document generated
-//! from them. What the endpoints return comes from a [`Backend`], which the
-//! binary implements over the store, the query layer, the models and the
-//! maps. Forecasts are served from an in-memory snapshot of the `forecasts`
-//! table that is reloaded when the table's version changes, so that reading
-//! a forecast costs no query.
+//! from them. What the endpoints return comes from a [`Backend`], which
+//! `stroom-pipeline`'s `StoreBackend` implements over the store, the query
+//! layer, the models and the maps. Forecasts are served from an in-memory
+//! snapshot of the `forecasts` table that is reloaded when the table's
+//! version changes, so that reading a forecast costs no query.
+//!
+//! - `backend`: the [`Backend`] trait and the [`ForecastSnapshot`] it loads.
+//! - `auth`: [`KeyFile`] (SHA-256 hashes only), [`Role::allows`], the whole
+//!   policy, and [`KeyRecord::sees_route`], the route scope.
+//! - `audit`, `metrics`: the audit log and the Prometheus metrics.
+//! - `dto`: the wire types, converted from domain types.
+//! - `error`: [`ApiError`] and the one `IntoResponse`, RFC 9457 problems.
+//! - `openapi`: the OpenAPI 3.1 document ([`openapi_json`]).
+//! - `state`: what every handler shares ([`ApiConfig`], the forecast
+//!   snapshot and its response cache, the jobs, the role and scope checks).
+//! - `handlers`: the endpoints.
+//! - `server`: the middleware, the router, the snapshot's reloading and
+//!   [`serve`].
+//!
+//! The modules import in one direction: `state` ← `handlers` ← `server`.
 
 mod audit;
 mod auth;

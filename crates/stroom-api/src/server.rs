@@ -2,6 +2,16 @@
 //! tracing, key lookup, audit, metrics, compression, timeouts, body limit),
 //! the router, the reloading of the forecast snapshot, and graceful
 //! shutdown.
+//!
+//! Middleware, outermost first: request id, tracing, request-id
+//! propagation, `observe` (key lookup, audit, metrics), `catch_panics` (a
+//! panic below, e.g. in the query engine on a damaged file, becomes a 500
+//! problem instead of a dropped connection), compression, timeout (a 503),
+//! body limit (axum's `DefaultBodyLimit`, whose rejection the handler turns
+//! into a 413 problem). `observe` turns a bare error from a layer into a
+//! problem document, so every error is `application/problem+json`. The
+//! `forecasts` table's version is checked every `poll_interval` (two
+//! seconds by default) and the snapshot reloaded when it changed.
 
 use std::future::Future;
 use std::sync::Arc;

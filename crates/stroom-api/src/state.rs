@@ -2,6 +2,11 @@
 //! forecast snapshot and its response cache, the jobs, each route's cells,
 //! and the checks of a caller's role and route scope. The handlers and the
 //! middleware read it; it knows neither of them.
+//!
+//! The snapshot holds every run of the `forecasts` table in memory; the
+//! responses built from it are cached until the next reload replaces it.
+//! Jobs (backtests, forecast refreshes) run one at a time; at most
+//! `max_jobs` (eight by default) wait or run, and more are refused with 429.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;

@@ -1,5 +1,17 @@
 //! Migration routes as data: stations joined by segments that converge on one
 //! destination, parsed from GeoJSON, and the H3 cells each segment covers.
+//!
+//! A route is valid when it has exactly one destination station, every
+//! station and segment id is unique, every station has at most one outgoing
+//! segment and reaches the destination (the segments form an in-tree that
+//! converges on it), and each segment starts and ends within 1 km of the
+//! stations it names.
+//!
+//! A segment's cells follow the great circle between consecutive waypoints,
+//! sampled at a third of the cell edge length; consecutive samples that are
+//! not neighbours are joined with an H3 grid path, so the chain is
+//! connected, and the chain is widened by `buffer_rings` rings of
+//! neighbours.
 
 use std::collections::{BTreeSet, HashMap};
 

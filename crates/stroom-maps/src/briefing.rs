@@ -1,6 +1,10 @@
 //! The printable HTML briefing page of one route and station: map, fan chart,
 //! the next 14 days as a table, the model's backtest accuracy, data vintage
 //! and provenance, in one self-contained file.
+//!
+//! The series are validated first (a forecast, dates in order, finite
+//! values). The page has inline CSS, with print rules for A4, and inline SVG:
+//! the map without its namespace URL, and the fan chart from `chart`.
 
 use std::fmt::Write;
 

@@ -1,5 +1,10 @@
 //! The GeoJSON export (RFC 7946): one polygon per cell, the route's segments
 //! as lines and its stations as points.
+//!
+//! The text is written by hand, with a fixed member order and every number
+//! in the shortest text that reads back exactly, so that output is stable
+//! and can be compared byte for byte. Cell polygons come from h3o's
+//! boundaries through `geometry::cell_rings`.
 
 use std::fmt::Write;
 

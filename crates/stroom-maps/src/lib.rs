@@ -17,6 +17,15 @@
 //! picture on every machine. Coordinates are written longitude first wherever a
 //! format says so (GeoJSON); a suppressed cell never carries a value in any
 //! output, whatever the caller put into its [`CellValue`].
+//!
+//! Inputs are [`MapSpec`] (a route, a forecast date, vintage, model, an
+//! uncertainty sentence and one [`CellValue`] per cell) and, for the page,
+//! [`Briefing`] (a map, a station's observed series, [`ForecastPoint`]s and
+//! an optional [`Accuracy`]). The modules behind the outputs: `geometry`
+//! (cell polygons and the map projection), `colour` (the class breaks),
+//! `map` (the SVG), `raster` (the PNG), `chart` (the briefing's fan chart),
+//! `briefing` (the page), `basemap` (the embedded outlines) and `text`
+//! (escaping and number formats). Every failure is a [`MapError`].
 
 mod basemap;
 mod briefing;

@@ -1,5 +1,13 @@
 //! The static map as SVG: basemap, hexagons coloured by forecast, the route,
 //! labelled stations, a legend, and the facts a reader needs to judge it.
+//!
+//! The basemap is `data/basemap/countries.geojson`, compiled in. Cells are
+//! grouped into one path per colour class (`colour::ColourScale`);
+//! suppressed cells are hatched grey (plain grey when they are too small to
+//! show the hatching) and cells without a value outlined. Cells narrower
+//! than 4.5 units are drawn enlarged, and the footer says so. Station labels
+//! are placed greedily, the destination first, away from other labels, the
+//! cells and the route.
 
 use std::fmt::Write;
 

@@ -1,5 +1,9 @@
 //! The map as PNG: the SVG rendered by resvg with the embedded fonts, so that
 //! no system font is needed.
+//!
+//! The font database holds only DejaVu Sans, regular and bold, from
+//! `data/fonts/`; the pixels are encoded as 8-bit RGB with the png crate's
+//! fast deflate.
 
 use std::sync::{Arc, LazyLock};
 

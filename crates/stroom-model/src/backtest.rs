@@ -128,6 +128,17 @@ pub fn rows_of(input: &SeriesInput, actuals: &[f64], forecast: &CutoffForecast) 
 /// on past vintages, call [`forecast_at`] per cutoff with each vintage's
 /// input and [`summarise`] the rows.
 pub fn backtest(input: &SeriesInput, folds: Folds, params: &ValidForecastParams) -> Result<Backtest, ModelError> {
+    backtest_with_progress(input, folds, params, &|_, _| {})
+}
+
+/// [`backtest`], calling `progress(done, total)` as each fold finishes (from
+/// the thread that ran it).
+pub fn backtest_with_progress(
+    input: &SeriesInput,
+    folds: Folds,
+    params: &ValidForecastParams,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<Backtest, ModelError> {
     if folds.horizon != params.params().horizon {
         return Err(ModelError::InvalidParameter {
             name: "horizon",
@@ -141,6 +152,7 @@ pub fn backtest(input: &SeriesInput, folds: Folds, params: &ValidForecastParams)
     // next fold, and are put back in cutoff order.
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(cutoffs.len()).max(1);
     let next = std::sync::atomic::AtomicUsize::new(0);
+    let finished = std::sync::atomic::AtomicUsize::new(0);
     let mut results: Vec<(usize, Result<CutoffForecast, ModelError>)> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
             .map(|_| {
@@ -150,6 +162,8 @@ pub fn backtest(input: &SeriesInput, folds: Folds, params: &ValidForecastParams)
                         let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         let Some(&cutoff) = cutoffs.get(i) else { break };
                         done.push((i, forecast_at(input, cutoff, params)));
+                        let finished = finished.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                        progress(finished, cutoffs.len());
                     }
                     done
                 })

@@ -5,6 +5,23 @@
 //!
 //! Every feature at day `t` uses only data up to `t`, so a model fitted at a
 //! cutoff never sees later days.
+//!
+//! [`density_excess`] compares each cell with the median of its same weekday
+//! over the previous weeks, weighted so that a quiet rural cell on the path
+//! outweighs a city. Every segment gives two signals: over the last
+//! [`BASELINE_WEEKS`] weeks, which shows surges, and over the last
+//! [`LONG_BASELINE_WEEKS`] weeks (two years), which follows the seasonal
+//! level of the flow through the segment. [`estimate_lead`] finds each
+//! signal's lead over the target by lagged cross-correlation, on data up to
+//! the cutoff only.
+//!
+//! A regression row (`Design::row`) holds the weekly level of the `log1p`
+//! target; target lags 0 to 6 and the same weekday in the last two weeks,
+//! relative to that level; the four-week level; the day of week; the trend;
+//! the holidays; and each upstream signal `lead` days before the forecast
+//! day, when its lead covers the horizon. The regression predicts the change
+//! from the weekly level, so that with no signal it stays at the current
+//! level.
 
 use chrono::{Datelike, NaiveDate};
 

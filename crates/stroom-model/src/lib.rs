@@ -7,8 +7,22 @@
 //! utilsforecast's conventions, and rolling-origin backtests with
 //! statsforecast's fold convention.
 //!
-//! Callers read the store and pass [`SeriesInput`]s in; everything here is
-//! a pure function of its inputs.
+//! Callers read the store and pass [`SeriesInput`]s in (a daily target with
+//! NaN for unknown days, upstream signals aligned with it, holidays);
+//! everything here is a pure function of its inputs.
+//!
+//! - [`features`]: the upstream signals ([`density_excess`]), their leads
+//!   ([`estimate_lead`]) and the rows of the regression.
+//! - `models`: the [`Forecaster`] trait and the members, each in linfa's
+//!   params → `check()` → valid params shape ([`BaselineParams`],
+//!   [`EtsParams`], [`ElasticNetParams`]).
+//! - `forecast`: [`forecast_at`], every model from one cutoff, with the
+//!   ensemble, the automatic choice and calibrated quantiles.
+//! - [`metrics`]: accuracy with utilsforecast's conventions.
+//! - `backtest`: statsforecast's folds ([`Folds`]), [`backtest()`] and the
+//!   summaries.
+//!
+//! Every failure is a [`ModelError`].
 
 mod backtest;
 mod error;
@@ -17,7 +31,9 @@ mod forecast;
 pub mod metrics;
 mod models;
 
-pub use backtest::{Backtest, BacktestRow, Folds, MetricsRow, backtest, last_known, rows_of, summarise};
+pub use backtest::{
+    Backtest, BacktestRow, Folds, MetricsRow, backtest, backtest_with_progress, last_known, rows_of, summarise,
+};
 pub use error::ModelError;
 pub use features::{BASELINE_WEEKS, LONG_BASELINE_WEEKS, Lead, density_excess, estimate_lead};
 pub use forecast::{

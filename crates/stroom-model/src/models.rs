@@ -2,6 +2,16 @@
 //! params struct, checked into valid params (`check`), which forecast from a
 //! cutoff. Every model works on the same [`SeriesInput`] and uses only the
 //! days up to the origin it forecasts from.
+//!
+//! - [`BaselineParams`]: naive, seasonal naive (m = 7) and moving average.
+//! - [`EtsParams`]: MSTL with a weekly season and AutoETS on the trend, from
+//!   augurs, on `log1p` counts.
+//! - [`ElasticNetParams`]: the direct multi-horizon ElasticNet from
+//!   linfa-elasticnet on `log1p` counts, one model per horizon. Features
+//!   are clamped to their training range; the penalty is chosen on
+//!   selection origins that precede the calibration window; calibration
+//!   forecasts come from refits every seven origins. With
+//!   `upstream: false` it is the ablation `elasticnet_univariate`.
 
 use augurs::ets::AutoETS;
 use augurs::mstl::MSTLModel;

@@ -8,6 +8,11 @@
 //! the same H3 functions ([`crate::h3_functions`], stateless, found by name)
 //! and the same object stores ([`stroom_store::StroomObjectStores`]), so a
 //! plan means the same thing wherever it runs.
+//!
+//! [`remote_context`] checks that the scheduler answers, puts back the
+//! functions that Ballista's rebuild of the session state leaves out, and
+//! turns off Ballista's adaptive planner, which does not recover from a lost
+//! executor (the static planner reruns the lost stages).
 
 use std::time::Duration;
 

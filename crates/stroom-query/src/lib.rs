@@ -7,6 +7,17 @@
 //! their schema, and a plain Parquet listing table is registered over
 //! exactly those files. A Ballista cluster can run the same plans, since it
 //! needs nothing from deltalake at execution time.
+//!
+//! - `session`: [`QuerySession`], the tables of one store vintage
+//!   ([`Vintage`]) on an [`Engine`], and [`read_only_options`] for users'
+//!   SQL.
+//! - [`cluster`]: the same plans on a Ballista cluster.
+//! - `h3_udf`: the eleven H3 functions ([`h3_functions`]), stateless and
+//!   registered by [`register_h3_functions`] on any `FunctionRegistry`.
+//! - `series`: the segment, station and cell series, pruned by cell ranges
+//!   ([`cell_ranges`]).
+//!
+//! Every failure is a [`QueryError`].
 
 pub mod cluster;
 mod error;

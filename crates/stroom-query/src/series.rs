@@ -2,6 +2,14 @@
 //! arrivals per station, for any date range. Spatial filters become ranges
 //! of cell indexes (a parent cell's descendants are one contiguous range), so
 //! that Parquet statistics of files sorted by cell skip what is elsewhere.
+//!
+//! A route's cells become at most six `u64` ranges ([`cell_ranges`], from
+//! parent cells' descendant ranges) that prune files and row groups. The
+//! aggregation per (cell, bucket) runs on integer keys, and only then are
+//! its rows joined with the named cell groups (segments or stations). Daily
+//! series read `density_daily` when the session registered it and aggregate
+//! the hours otherwise. `cell_day_series`, the input of the models and the
+//! maps, stops at the per-(cell, day) rows; its callers index them by cell.
 
 use std::collections::BTreeSet;
 use std::ops::RangeInclusive;

@@ -1,3 +1,17 @@
+//! The session over a store: every table registered from one Delta snapshot
+//! (the latest version, a version, or the version current at a time).
+//!
+//! [`QuerySession::open`] registers `density_files` (the Parquet files of
+//! `density`) and the view `density` over it, which adds `day` (a Delta
+//! partition value that is not in the files, derived from `ts`);
+//! `arrivals`; `density_daily` only when a rollup commit is complete for
+//! exactly the density version read ([`QuerySession::daily_version`]), so
+//! that daily series read it instead of aggregating hours; and the model
+//! runs `forecasts` and `backtests`, whose versions are kept apart from the
+//! data vintage ([`QuerySession::run_versions`]). [`QuerySession::open_on`]
+//! does the same with plans that run on a Ballista cluster.
+//! [`read_only_options`] refuses DDL, DML and statements in users' SQL.
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 

@@ -1,6 +1,13 @@
 //! Hourly device counts per cell: background population plus the phones of
 //! migrants in transit or waiting, with overdispersed noise and the
 //! provider's k-threshold applied.
+//!
+//! One day becomes one provider Parquet file. For every cell and hour, the
+//! background mean (population, daily and weekly cycle, scale) is drawn with
+//! negative-binomial noise, and the phones of migrants are added: groups in
+//! transit are placed along their segment's path by progress, in three
+//! sub-groups, and people waiting are spread around their station's cell.
+//! Counts below k are withheld and counted.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -3,6 +3,16 @@
 //! a border closure that holds people back and diverts some of them, and
 //! official registrations with under-registration and reporting delay.
 //!
+//! Daily departures are negative binomial (gamma-Poisson overdispersed)
+//! around a seasonal mean, with bursts of one to three days. Groups
+//! (`Cohort`s) travel a segment in a random number of days. At stations,
+//! border crossings are limited by a capacity, staging areas release a
+//! share of those waiting each day (`staging_release_share`), and sea legs
+//! close on rough days (an AR(1) sea state). A route driven by
+//! [`RealArrivals`] is scheduled backwards instead: each day's observed
+//! arrivals become groups whose travel times and staging waits are drawn as
+//! in the forward model, so that upstream presence leads the real series.
+//!
 //! Time is in whole days here (day 0 is the first simulated day); the density
 //! model spreads people over the hours of each day.
 

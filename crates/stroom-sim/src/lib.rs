@@ -13,8 +13,17 @@
 //!   applied before delivery.
 //!
 //! The output is written in the provider formats that `stroom ingest`
-//! accepts. The same parameters and seed give byte-identical files, whatever
-//! the number of threads. Memory is bounded by the grid, not by `days`.
+//! accepts: [`simulate`] writes `density/` (one provider Parquet file per
+//! day), `arrivals.csv`, `truth.parquet` (people entering, leaving, in
+//! transit and waiting, per route, segment and day) and `manifest.json`
+//! ([`Manifest`]). A route can follow real arrivals instead of the flow
+//! model ([`RealArrivals`]).
+//!
+//! Days run in parallel, each from its own random stream (`rng`, written out
+//! in this crate so that output does not change with a dependency), so the
+//! same parameters and seed give byte-identical files, whatever the number
+//! of threads. Memory is bounded by the grid, not by `days`: the grid plus
+//! the day each thread is writing.
 
 mod density;
 mod flow;

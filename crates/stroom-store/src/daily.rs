@@ -8,8 +8,11 @@
 //! the rollup only at exactly the density version it reads, and the hourly
 //! table otherwise, so that a rollup that lags (an ingest stopped between its
 //! two commits) can give a slower answer but never a different one. An ingest
-//! appends the rollup of its own rows as it writes them; [`catch_up_daily`]
-//! rolls up the density files a lagging rollup does not cover yet.
+//! appends the rollup of its own rows as it writes them, when the rollup
+//! was complete for the density version it built on; otherwise
+//! [`catch_up_daily`] rolls up the density files the rollup does not cover
+//! yet. [`daily_table_for`] loads the rollup at the commit complete for a
+//! given density version. Rollup files are sorted by cell, then day.
 
 use std::collections::HashSet;
 use std::sync::Arc;

@@ -1,5 +1,19 @@
 //! Density ingest: provider files → validated observations → one count per
 //! (cell, hour) → k-threshold → one Delta commit.
+//!
+//! An ingest hashes its files and skips those whose content is already
+//! committed. It parses the rest on every core, each thread into its own
+//! aggregator: whenever the buffer doubles, observations are sorted by a
+//! packed (day, cell, hour) key (a stable sort, which merges the runs
+//! already in order) and equal keys summed, so that memory follows the
+//! distinct (cell, hour) keys rather than the input rows. Past
+//! [`DensityIngest::spill_entries`] keys in memory (shared among the
+//! threads), sorted runs spill to temporary files on local disk. One pass over the merged keys then drops the counts
+//! below k, counts what it sees and hands each day's rows to one of up to
+//! eight Delta writers on their own tasks (a day always to the same
+//! writer), whose files (zstd, plain pages, 32 Ki-row row groups, page
+//! statistics, sort order recorded) land in one commit. The rollup of the
+//! rows written follows (see `daily`).
 
 use std::collections::HashSet;
 use std::path::PathBuf;

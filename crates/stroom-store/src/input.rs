@@ -1,5 +1,12 @@
 //! Reading provider files (CSV or Parquet) row by row, with every value
 //! checked and every error located by file, row and column.
+//!
+//! CSV goes through the `csv` crate, its errors located by line
+//! ([`Location::Line`]); Parquet through the arrow reader, its errors
+//! located by row ([`Location::Row`]). The cell of each exact coordinate
+//! pair is memoised per thread (`PointMemo`): provider areas repeat every
+//! hour, usually in the same order, so a lookup first reads the few points
+//! after the previous one, then a hash index.
 
 use std::fs::File;
 use std::io::{BufReader, Read};

@@ -9,6 +9,30 @@
 //! an ingest that fails commits nothing and removes what it wrote. Each
 //! commit's metadata records the content hash of each source file, so that
 //! a file ingested twice is recognised and not counted twice.
+//!
+//! [`Store`] is the store's URL and the storage options that reach it:
+//! [`Store::create`] is for writers, [`Store::open_existing`] for readers
+//! (a location with no table is an error). [`Store::commit_history`] gives
+//! each commit's stroom metadata and [`Store::privacy_k`] the store's k,
+//! the largest any density ingest used.
+//!
+//! - `location`: `s3://` stores, and [`StroomObjectStores`], the object
+//!   store registry of every DataFusion session, local or in a cluster
+//!   process.
+//! - `schema`: the table names ([`TableName`]) and their schemas.
+//! - `input`: provider files read row by row, every value checked and every
+//!   error located ([`Location`]).
+//! - `density`: the density ingest ([`DensityIngest`]).
+//! - `daily`: the derived rollup `density_daily` ([`catch_up_daily`],
+//!   [`daily_table_for`]).
+//! - `arrivals`: the arrivals ingest ([`ArrivalsIngest`]), plain or mapped
+//!   CSV layouts merged by (station, date) in one overwrite commit.
+//! - `runs`: the model runs, the `forecasts` and `backtests` tables.
+//! - `summary`: each table's versions, row counts and ranges
+//!   ([`TableSummary`]).
+//!
+//! Every failure is a [`StoreError`]. The crate knows nothing of HTTP or of
+//! models.
 
 mod arrivals;
 mod daily;

@@ -6,7 +6,10 @@
 //! variables (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`,
 //! `AWS_ENDPOINT_URL`, `AWS_ALLOW_HTTP`, …) and from storage options, which
 //! take precedence and use the same names in lower case, with or without
-//! the `aws_` prefix. Delta commits on S3 are conditional puts
+//! the `aws_` prefix. That client is registered with deltalake's object
+//! store and log store factories for `s3://`, and [`StroomObjectStores`]
+//! hands the same stores to every DataFusion session, local or in a cluster
+//! process. Delta commits on S3 are conditional puts
 //! (`If-None-Match: *`, object_store's `ETagMatch` default): of two writers
 //! racing for one table version exactly one wins, and the loser's commit
 //! fails instead of overwriting (what stroom then does is up to the ingest:

@@ -14,9 +14,9 @@ use stroom_store::{ArrivalsIngest, DEFAULT_K, EmptyCounts};
 
 use stroom_api::{KeyFile, MapFormat, Role};
 
-use crate::forecast::{BacktestArgs, ForecastArgs, Target};
 use crate::serve::ServeArgs;
-use crate::simulate::{BackgroundArg, FormArg, SimulateArgs, UK_ARRIVALS};
+use crate::simulate::{BackgroundArg, FormArg, SimulateArgs};
+use stroom_pipeline::{BacktestSpec, ForecastSpec, ModelOptions, Target, UK_ARRIVALS, load_routes};
 
 #[derive(Debug, Args)]
 pub(crate) struct DemoArgs {
@@ -36,6 +36,10 @@ pub(crate) struct DemoArgs {
     #[arg(long = "storage-option", value_name = "KEY=VALUE", value_parser = crate::location::parse_option)]
     storage_options: Vec<(String, String)>,
 }
+
+/// The demo's backtests compare every model, the regression without upstream
+/// signals included.
+const DEMO_MODELS: &str = "auto,ensemble,elasticnet,elasticnet_univariate,ets,moving_average,seasonal_naive,naive";
 
 pub(crate) async fn run(args: &DemoArgs) -> Result<()> {
     let started = std::time::Instant::now();
@@ -90,7 +94,8 @@ pub(crate) async fn run(args: &DemoArgs) -> Result<()> {
     crate::print_tables(&store.summaries().await?)?;
 
     let mut destinations: Vec<String> = Vec::new();
-    for route in crate::routes::load_routes(None)? {
+    let routes = load_routes(None)?;
+    for route in &routes {
         let id = route.destination().id.clone();
         if !destinations.contains(&id) {
             destinations.push(id);
@@ -99,22 +104,25 @@ pub(crate) async fn run(args: &DemoArgs) -> Result<()> {
     for station in &destinations {
         println!("\n# Backtest at {station}: 20 folds of 14 days, a week apart");
         let out = args.dir.join("backtests").join(station);
-        crate::forecast::backtest(&BacktestArgs::defaults(&store_args, Target::Station(station.clone()), Some(out)))
-            .await?;
+        let spec = BacktestSpec {
+            models: stroom_model::ModelKind::parse_list(DEMO_MODELS)?,
+            ..BacktestSpec::new(Target::Station(station.clone()))
+        };
+        crate::forecast::run_backtest(&store, &EngineArgs::default(), &routes, &spec, &out, true).await?;
     }
 
     println!("\n# Forecasts for every route, recorded in the forecasts table");
-    crate::forecast::forecast(&ForecastArgs::defaults(&store_args)).await?;
+    let spec = ForecastSpec { options: ModelOptions::default(), ..ForecastSpec::default() };
+    crate::forecast::run_forecast(&store, &EngineArgs::default(), &routes, &spec, true).await?;
 
     println!("\n# Briefing pages and maps of every route");
     let briefings = args.dir.join("briefings");
     std::fs::create_dir_all(&briefings).with_context(|| format!("creating {}", briefings.display()))?;
-    let routes = crate::routes::load_routes(None)?;
     for route in &routes {
         for (format, extension) in [(MapFormat::Html, "html"), (MapFormat::Png, "png"), (MapFormat::GeoJson, "geojson")]
         {
             let path = briefings.join(format!("{}.{extension}", route.id));
-            match crate::export::render(&store, route, None, format).await {
+            match stroom_pipeline::render(&store, route, None, format).await {
                 Ok(bytes) => std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?,
                 Err(error) => {
                     println!("{}: no {extension} ({error})", route.id);

@@ -22,7 +22,7 @@ pub(crate) struct StoreArgs {
 }
 
 impl StoreArgs {
-    fn options(&self) -> StorageOptions {
+    pub(crate) fn options(&self) -> StorageOptions {
         self.storage_options.iter().cloned().collect()
     }
 

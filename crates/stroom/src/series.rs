@@ -11,7 +11,7 @@ use datafusion::arrow::util::pretty::pretty_format_batches;
 use stroom_core::Resolution;
 use stroom_query::{QuerySession, SeriesGranularity};
 
-use crate::routes::load_routes;
+use stroom_pipeline::load_routes;
 
 #[derive(Debug, Args)]
 pub(crate) struct SeriesArgs {

@@ -6,12 +6,8 @@ use anyhow::{Context, Result};
 use chrono::NaiveDate;
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use stroom_sim::{Background, ProviderForm, RealArrivals, SimParams, SimReport, simulate};
-
-use crate::routes::load_routes;
-
-/// The shipped real UK arrivals, which drive the Channel route by default.
-pub(crate) const UK_ARRIVALS: &str = include_str!("../../../data/arrivals/uk_small_boats_daily.csv");
+use stroom_pipeline::{load_routes, simulate};
+use stroom_sim::{Background, ProviderForm, SimParams, SimReport};
 
 #[derive(Debug, Args)]
 pub(crate) struct SimulateArgs {
@@ -91,27 +87,15 @@ pub(crate) fn run(args: &SimulateArgs) -> Result<SimReport> {
     if args.no_closure {
         params.flow.closure = None;
     }
-    let real = if !args.synthetic_channel && routes.iter().any(|r| r.id == "channel") {
-        params.real_arrivals_route = Some("channel".into());
-        Some(RealArrivals::from_csv(
-            UK_ARRIVALS,
-            "full_date",
-            "migrants_arrived",
-            "channel",
-            args.start,
-            args.days as usize,
-        )?)
-    } else {
-        None
-    };
     let bar = ProgressBar::new(u64::from(args.days)).with_style(
         ProgressStyle::with_template("{spinner} simulate {pos}/{len} days {wide_bar} {eta}").expect("a valid template"),
     );
     let started = std::time::Instant::now();
     let bar_handle = bar.clone();
-    let report =
-        simulate(&params, &routes, real.as_ref(), &args.out, &move |done| bar_handle.set_position(done as u64))
-            .with_context(|| format!("simulating into {}", args.out.display()))?;
+    let report = simulate(&params, &routes, args.synthetic_channel, &args.out, &move |done| {
+        bar_handle.set_position(done as u64)
+    })
+    .with_context(|| format!("simulating into {}", args.out.display()))?;
     bar.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
     println!(

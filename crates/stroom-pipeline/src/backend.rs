@@ -1,0 +1,409 @@
+//! The API's backend: [`StoreBackend`] answers `stroom-api`'s [`Backend`]
+//! from a store, with the same use cases as the command line (forecast
+//! snapshots, route and cell series, backtests, forecast refreshes, maps).
+
+use std::collections::BTreeMap;
+use std::future::Future;
+
+use chrono::NaiveDate;
+use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::datatypes::{Date32Type, Float64Type, Int32Type, Int64Type, TimestampMicrosecondType};
+use serde_json::Value;
+use stroom_api::{
+    Backend, BackendError, BackendFuture, BacktestRequest, CellSeries, CellSeriesPoint, ForecastRow, ForecastRun,
+    ForecastSnapshot, MapFormat, MetricsEntry, RouteSeries, RouteSeriesPoint, SeriesLevel, TargetForecast,
+    TimeResolution,
+};
+use stroom_core::{Cell, DEFAULT_BUFFER_RINGS, DEFAULT_ROUTE_RESOLUTION, Resolution, Route, days_to_date};
+use stroom_model::ModelKind;
+use stroom_query::{Engine, QuerySession, SeriesGranularity};
+use stroom_store::{StorageOptions, Store, TableName};
+
+use crate::error::PipelineError;
+use crate::runs::{BacktestSpec, ForecastSpec, ModelOptions};
+use crate::target::Target;
+
+/// The API's data: the store at a location, and the routes.
+#[derive(Debug)]
+pub struct StoreBackend {
+    location: String,
+    options: StorageOptions,
+    engine: Engine,
+    routes: Vec<Route>,
+}
+
+/// A failure the API answers with a 500 (and logs), with its causes.
+fn failed(error: impl Into<PipelineError>) -> BackendError {
+    BackendError::Failed(error.into().text())
+}
+
+/// An internal inconsistency: a column the query produced is missing.
+fn no_column(name: &str) -> BackendError {
+    BackendError::Failed(format!("the query result has no column '{name}'"))
+}
+
+/// Runs `work` on a thread of its own with its own runtime, so that CPU-heavy
+/// model fitting or rendering never blocks the server's workers.
+async fn on_worker<T, F, Fut>(work: F) -> Result<T, BackendError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = Result<T, BackendError>>,
+{
+    tokio::task::spawn_blocking(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| BackendError::Failed(format!("starting a worker's runtime: {e}")))?;
+        runtime.block_on(work())
+    })
+    .await
+    .map_err(|e| BackendError::Failed(format!("a worker stopped: {e}")))?
+}
+
+impl StoreBackend {
+    /// The backend of the store at `location` (reached with `options`),
+    /// running its queries on `engine`, over `routes`.
+    pub fn new(location: String, options: StorageOptions, engine: Engine, routes: Vec<Route>) -> Self {
+        Self { location, options, engine, routes }
+    }
+
+    fn open(&self) -> Result<Store, BackendError> {
+        Store::create(&self.location, self.options.clone()).map_err(failed)
+    }
+
+    fn backtest_spec(&self, request: &BacktestRequest) -> Result<BacktestSpec, BackendError> {
+        let target: Target = request.target.parse().map_err(BackendError::from)?;
+        let mut spec = BacktestSpec::new(target);
+        if let Some(models) = &request.models {
+            if models.is_empty() {
+                return Err(BackendError::Invalid("models=[] names no model".into()));
+            }
+            spec.models = ModelKind::parse_list(&models.join(",")).map_err(|e| BackendError::Invalid(e.to_string()))?;
+        }
+        spec.options = ModelOptions { horizon: request.horizon.unwrap_or(14) as usize, ..ModelOptions::default() };
+        spec.folds = request.folds.unwrap_or(20) as usize;
+        spec.step = request.step.unwrap_or(7) as usize;
+        spec.check().map_err(|e| BackendError::Invalid(e.text()))?;
+        Ok(spec)
+    }
+}
+
+fn string_column(batch: &RecordBatch, name: &str) -> Result<Vec<Option<String>>, BackendError> {
+    let column = batch.column_by_name(name).ok_or_else(|| no_column(name))?;
+    let strings = column.as_string::<i32>();
+    Ok((0..batch.num_rows()).map(|i| (!strings.is_null(i)).then(|| strings.value(i).to_owned())).collect())
+}
+
+async fn read_forecasts(store: Store) -> Result<ForecastSnapshot, BackendError> {
+    let session = QuerySession::open(&store, None).await.map_err(failed)?;
+    let Some(&version) = session.run_versions().get("forecasts") else {
+        return Ok(ForecastSnapshot { version: None, runs: Vec::new() });
+    };
+    let batches: Vec<RecordBatch> = session
+        .context()
+        .sql("SELECT * FROM forecasts ORDER BY created_at DESC, run_id, target, horizon")
+        .await
+        .map_err(failed)?
+        .collect()
+        .await
+        .map_err(failed)?;
+    let mut vintages: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    for metadata in store.commit_history(TableName::Forecasts).await.map_err(failed)? {
+        let (Some(run), Some(vintage)) =
+            (metadata.get("run_id").and_then(Value::as_str), metadata.get("vintage").and_then(Value::as_object))
+        else {
+            continue;
+        };
+        let versions = vintage.iter().filter_map(|(k, v)| Some((k.clone(), v.as_u64()?))).collect();
+        vintages.insert(run.to_owned(), versions);
+    }
+    let mut runs: Vec<ForecastRun> = Vec::new();
+    for batch in &batches {
+        let run_ids = string_column(batch, "run_id")?;
+        let targets = string_column(batch, "target")?;
+        let models = string_column(batch, "model")?;
+        let chosen = string_column(batch, "chosen")?;
+        let created = batch.column_by_name("created_at").ok_or_else(|| no_column("created_at"))?;
+        let created = created.as_primitive::<TimestampMicrosecondType>();
+        let date_of = |name: &str| -> Result<Vec<NaiveDate>, BackendError> {
+            let c = batch.column_by_name(name).ok_or_else(|| no_column(name))?;
+            let c = c.as_primitive::<Date32Type>();
+            Ok((0..batch.num_rows()).map(|i| days_to_date(c.value(i))).collect())
+        };
+        let (cutoffs, dates) = (date_of("cutoff")?, date_of("date")?);
+        let horizons = batch.column_by_name("horizon").ok_or_else(|| no_column("horizon"))?;
+        let horizons = horizons.as_primitive::<Int32Type>();
+        let value = |name: &str, i: usize| -> Result<f64, BackendError> {
+            let c = batch.column_by_name(name).ok_or_else(|| no_column(name))?;
+            Ok(c.as_primitive::<Float64Type>().value(i))
+        };
+        for i in 0..batch.num_rows() {
+            let run_id = run_ids[i].clone().unwrap_or_default();
+            if runs.last().is_none_or(|r| r.run_id != run_id) {
+                let at = chrono::DateTime::from_timestamp_micros(created.value(i)).unwrap_or_default();
+                runs.push(ForecastRun {
+                    run_id: run_id.clone(),
+                    generated_at: at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    vintage: vintages.get(&run_id).cloned().unwrap_or_default(),
+                    targets: Vec::new(),
+                });
+            }
+            let run = runs.last_mut().expect("a run was pushed");
+            let target = targets[i].clone().unwrap_or_default();
+            if run.targets.last().is_none_or(|t| t.target != target) {
+                let station = match target.parse::<Target>() {
+                    Ok(Target::Station(s)) => s,
+                    Ok(Target::Segment { .. }) | Err(_) => target.clone(),
+                };
+                run.targets.push(TargetForecast {
+                    target: target.clone(),
+                    station,
+                    model: models[i].clone().unwrap_or_default(),
+                    chosen: chosen[i].clone(),
+                    cutoff: cutoffs[i].to_string(),
+                    forecasts: Vec::new(),
+                });
+            }
+            let row = ForecastRow {
+                date: dates[i].to_string(),
+                horizon: u32::try_from(horizons.value(i)).unwrap_or(0),
+                mean: value("mean", i)?,
+                q10: value("q10", i)?,
+                q50: value("q50", i)?,
+                q90: value("q90", i)?,
+                lo80: value("lo80", i)?,
+                hi80: value("hi80", i)?,
+                lo95: value("lo95", i)?,
+                hi95: value("hi95", i)?,
+            };
+            run.targets.last_mut().expect("a target was pushed").forecasts.push(row);
+        }
+    }
+    Ok(ForecastSnapshot { version: Some(version), runs })
+}
+
+fn vintage_of(session: &QuerySession) -> BTreeMap<String, u64> {
+    session.versions().iter().map(|(k, v)| ((*k).to_owned(), *v)).collect()
+}
+
+fn time_text(batch: &RecordBatch, i: usize) -> String {
+    let column = batch.column_by_name("time").expect("a time column");
+    if let Some(days) = column.as_primitive_opt::<Date32Type>() {
+        days_to_date(days.value(i)).to_string()
+    } else if let Some(micros) = column.as_primitive_opt::<TimestampMicrosecondType>() {
+        chrono::DateTime::from_timestamp_micros(micros.value(i))
+            .unwrap_or_default()
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    } else {
+        String::new()
+    }
+}
+
+impl Backend for StoreBackend {
+    fn routes(&self) -> &[Route] {
+        &self.routes
+    }
+
+    fn forecasts_version(&self) -> BackendFuture<'_, Option<u64>> {
+        Box::pin(async move {
+            let store = self.open()?;
+            Ok(store.table(TableName::Forecasts).await.map_err(failed)?.and_then(|t| t.version()).map(|v| v as u64))
+        })
+    }
+
+    fn forecasts(&self) -> BackendFuture<'_, ForecastSnapshot> {
+        let store = self.open();
+        Box::pin(on_worker(move || async move { read_forecasts(store?).await }))
+    }
+
+    fn route_series<'a>(
+        &'a self,
+        route: &'a Route,
+        level: SeriesLevel,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> BackendFuture<'a, RouteSeries> {
+        Box::pin(async move {
+            let store = self.open()?;
+            let k = store.privacy_k().await.map_err(failed)?;
+            let session = QuerySession::open_on(&store, None, &self.engine).await.map_err(failed)?;
+            if !session.has_table("density") {
+                return Err(BackendError::NotFound("the store holds no density data".into()));
+            }
+            let resolution = Resolution::new(i64::from(DEFAULT_ROUTE_RESOLUTION)).map_err(failed)?;
+            let batches = match level {
+                SeriesLevel::Segment => {
+                    let cells = route.cells(resolution, DEFAULT_BUFFER_RINGS).map_err(failed)?;
+                    session.segment_series(&cells, from, to, SeriesGranularity::Day).await
+                }
+                SeriesLevel::Station => {
+                    session
+                        .station_density_series(
+                            route,
+                            resolution,
+                            DEFAULT_BUFFER_RINGS,
+                            from,
+                            to,
+                            SeriesGranularity::Day,
+                        )
+                        .await
+                }
+            }
+            .map_err(failed)?;
+            let mut points = Vec::new();
+            for b in &batches {
+                let names = string_column(b, "name")?;
+                let devices = b.column_by_name("devices").ok_or_else(|| no_column("devices"))?;
+                let devices = devices.as_primitive::<Int64Type>();
+                let hours = b.column_by_name("cell_hours").ok_or_else(|| no_column("cell_hours"))?;
+                let hours = hours.as_primitive::<Int64Type>();
+                for i in 0..b.num_rows() {
+                    points.push(RouteSeriesPoint {
+                        name: names[i].clone().unwrap_or_default(),
+                        time: time_text(b, i),
+                        devices: devices.value(i),
+                        cell_hours: hours.value(i),
+                    });
+                }
+            }
+            Ok(RouteSeries {
+                route: route.id.clone(),
+                level,
+                from: from.to_string(),
+                to: to.to_string(),
+                k,
+                vintage: vintage_of(&session),
+                points,
+            })
+        })
+    }
+
+    fn cell_series(
+        &self,
+        cell: Cell,
+        resolution: TimeResolution,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> BackendFuture<'_, CellSeries> {
+        Box::pin(async move {
+            let store = self.open()?;
+            let k = store.privacy_k().await.map_err(failed)?;
+            let history = store.commit_history(TableName::Density).await.map_err(failed)?;
+            let Some(storage) = history.iter().find_map(|m| m.get("resolution").and_then(Value::as_i64)) else {
+                return Err(BackendError::NotFound("the store holds no density data".into()));
+            };
+            let storage = Resolution::new(storage).map_err(failed)?;
+            if cell.resolution().get() > storage.get() {
+                return Err(BackendError::Invalid(format!(
+                    "cell={cell} has resolution {}, finer than the store's {}",
+                    cell.resolution().get(),
+                    storage.get()
+                )));
+            }
+            let range = cell.descendant_range(storage).map_err(failed)?;
+            let session = QuerySession::open_on(&store, None, &self.engine).await.map_err(failed)?;
+            let bucket = match resolution {
+                TimeResolution::Day => "CAST(ts AS DATE)",
+                TimeResolution::Hour => "ts",
+            };
+            let sql = format!(
+                "SELECT {bucket} AS time, SUM(CAST(count AS BIGINT)) AS devices, COUNT(*) AS cell_hours \
+                 FROM density_files WHERE cell BETWEEN {} AND {} \
+                 AND ts >= TIMESTAMP '{from} 00:00:00' AND ts < TIMESTAMP '{to} 00:00:00' \
+                 GROUP BY {bucket} ORDER BY time",
+                *range.start() as i64,
+                *range.end() as i64
+            );
+            let batches: Vec<RecordBatch> =
+                session.context().sql(&sql).await.map_err(failed)?.collect().await.map_err(failed)?;
+            let mut points = Vec::new();
+            for b in &batches {
+                let devices = b.column(1).as_primitive::<Int64Type>();
+                let hours = b.column(2).as_primitive::<Int64Type>();
+                for i in 0..b.num_rows() {
+                    points.push(CellSeriesPoint {
+                        time: time_text(b, i),
+                        devices: devices.value(i),
+                        cell_hours: hours.value(i),
+                    });
+                }
+            }
+            Ok(CellSeries {
+                cell: cell.to_string(),
+                cell_resolution: cell.resolution().get(),
+                resolution,
+                from: from.to_string(),
+                to: to.to_string(),
+                k,
+                vintage: vintage_of(&session),
+                points,
+            })
+        })
+    }
+
+    fn validate_backtest(&self, request: &BacktestRequest) -> Result<(), BackendError> {
+        self.backtest_spec(request).map(|_| ())
+    }
+
+    fn backtest(&self, request: BacktestRequest) -> BackendFuture<'_, (String, Vec<MetricsEntry>)> {
+        let spec = self.backtest_spec(&request);
+        let (store, engine, routes) = (self.open(), self.engine.clone(), self.routes.clone());
+        Box::pin(async move {
+            let (spec, store) = (spec?, store?);
+            let run = on_worker(move || async move {
+                let run = crate::runs::backtest(&store, &engine, &routes, &spec, &|_, _| {}).await?;
+                run.record(&store).await?;
+                Ok(run)
+            })
+            .await?;
+            let metrics = run
+                .result
+                .metrics
+                .iter()
+                .filter(|m| m.horizon.is_none())
+                .map(|m| {
+                    let finite = |v: f64| v.is_finite().then_some(v);
+                    let x = &m.metrics;
+                    MetricsEntry {
+                        model: m.model.clone(),
+                        n: x.n as u64,
+                        mae: finite(x.mae),
+                        mase: finite(x.mase),
+                        smape: finite(x.smape),
+                        wape: finite(x.wape),
+                        rmse: finite(x.rmse),
+                        coverage80: finite(x.coverage80),
+                        coverage95: finite(x.coverage95),
+                    }
+                })
+                .collect();
+            Ok((run.run_id, metrics))
+        })
+    }
+
+    fn refresh(&self) -> BackendFuture<'_, (String, Vec<String>)> {
+        let (store, engine, routes) = (self.open(), self.engine.clone(), self.routes.clone());
+        Box::pin(async move {
+            let store = store?;
+            on_worker(move || async move {
+                let run = crate::runs::forecast(&store, &engine, &routes, &ForecastSpec::default()).await?;
+                run.record(&store).await?;
+                Ok((run.run_id, run.targets.iter().map(|t| t.target.to_string()).collect()))
+            })
+            .await
+        })
+    }
+
+    fn render<'a>(
+        &'a self,
+        route: &'a Route,
+        date: Option<NaiveDate>,
+        format: MapFormat,
+    ) -> BackendFuture<'a, Vec<u8>> {
+        let store = self.open();
+        let route = route.clone();
+        Box::pin(on_worker(move || async move { Ok(crate::maps::render(&store?, &route, date, format).await?) }))
+    }
+}

@@ -1,0 +1,32 @@
+//! The use cases of stroom, one code path for the command line, the API
+//! backend and the Python package: a target's series read from a store
+//! vintage ([`target_series`]); backtests and forecasts, their rows as
+//! Arrow batches and files, and their records in the store ([`backtest`],
+//! [`forecast`]); a route's map or briefing page ([`render`]); simulation
+//! with the shipped real arrivals ([`simulate`]); the routes
+//! ([`load_routes`]); and [`StoreBackend`], the API's [`stroom_api::Backend`]
+//! over a store.
+//!
+//! The crate parses no arguments and prints nothing: callers pass plain
+//! values ([`BacktestSpec`], [`ForecastSpec`]) and get results back,
+//! with progress reported through callbacks. One error type,
+//! [`PipelineError`].
+
+mod backend;
+mod error;
+mod maps;
+mod routes;
+mod runs;
+mod simulate;
+mod target;
+
+pub use backend::StoreBackend;
+pub use error::{PipelineError, Result, chain_text};
+pub use maps::{PNG_WIDTH, render};
+pub use routes::{find_route, load_routes, route_geojson};
+pub use runs::{
+    BacktestRun, BacktestSpec, DEFAULT_BACKTEST_MODELS, ForecastRun, ForecastSpec, ModelOptions, TargetForecast,
+    backtest, forecast,
+};
+pub use simulate::{UK_ARRIVALS, demo_start, simulate};
+pub use target::{Target, TargetSeries, target_series};
