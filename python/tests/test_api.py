@@ -1,0 +1,232 @@
+"""The REST API from Python: a Server on loopback, keys from create_key, and
+the pure-Python Client, whose answers are checked against the store."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import pickle
+import uuid
+
+import pyarrow
+import pytest
+
+import stroom
+
+UTC = datetime.timezone.utc
+FLOATS = ["mean", "q10", "q50", "q90", "lo80", "hi80", "lo95", "hi95"]
+
+
+@pytest.fixture(scope="module")
+def api(small, channel_forecast):
+    """A server over the small store (after one forecast run of the Channel
+    route) and a token of each role; the viewer sees only the Channel route."""
+    keys = small.root / "keys.toml"
+    tokens = {role: stroom.create_key(keys, role) for role in ("admin", "analyst")}
+    tokens["viewer"] = stroom.create_key(keys, "viewer", routes=["channel"])
+    with stroom.Server(small.path, keys, audit=small.root / "audit.jsonl") as server:
+        yield server, tokens
+
+
+def client(api, role: str) -> stroom.Client:
+    server, tokens = api
+    return stroom.Client(server.url, tokens[role])
+
+
+def metadata(table: pyarrow.Table) -> dict:
+    return json.loads(table.schema.metadata[b"stroom"])
+
+
+def test_the_server_listens_on_loopback(api):
+    server, _ = api
+    assert server.url.startswith("http://127.0.0.1:")
+    assert client(api, "viewer").health() is True
+
+
+def test_routes_are_those_the_key_may_see(api):
+    every = client(api, "admin").routes()
+    assert every.column_names == ["id", "name", "destination", "stations", "segments"]
+    assert every.schema.field("segments").type == pyarrow.int64()
+    assert sorted(every.column("id").to_pylist()) == [
+        "central-mediterranean",
+        "channel",
+        "eastern-land-border",
+        "western-balkans",
+    ]
+    viewer = client(api, "viewer").routes().to_pylist()
+    assert viewer == [{"id": "channel", "name": "Channel", "destination": "dover", "stations": 4, "segments": 3}]
+    detail = client(api, "viewer").route("channel")
+    assert [s["id"] for s in detail["stations"]] == ["brussels", "dunkirk", "calais", "dover"]
+    assert detail["geometry"]["type"] == "FeatureCollection"
+
+
+def test_route_forecast_is_the_recorded_run(api, channel_forecast):
+    viewer = client(api, "viewer")
+    table = viewer.forecast("channel")
+    assert table.column_names == [
+        "run_id",
+        "target",
+        "station",
+        "model",
+        "chosen",
+        "cutoff",
+        "date",
+        "horizon",
+        *FLOATS,
+    ]
+    assert table.schema.field("date").type == pyarrow.date32()
+    assert table.schema.field("horizon").type == pyarrow.int32()
+    assert metadata(table)["run_id"] == channel_forecast.run_id
+    assert set(table.column("run_id").to_pylist()) == {channel_forecast.run_id}
+    served = table.to_pylist()
+    recorded = channel_forecast.forecasts.to_pylist()
+    assert len(served) == len(recorded) == 14
+    for mine, theirs in zip(served, recorded):
+        for name in ("target", "model", "chosen", "cutoff", "date", "horizon"):
+            assert mine[name] == theirs[name], name
+        for name in FLOATS:
+            assert math.isclose(mine[name], theirs[name], rel_tol=1e-12, abs_tol=1e-9), name
+    assert viewer.forecast("channel", run=channel_forecast.run_id).equals(table)
+    assert viewer.forecast("channel", horizon=3).column("horizon").to_pylist() == [1, 2, 3]
+    station = viewer.station_forecast("dover")
+    assert station.column_names == table.column_names and station.to_pylist() == served
+
+
+def test_series_through_the_api_match_the_store(api, store):
+    analyst = client(api, "analyst")
+    for level in ("segment", "station"):
+        served = analyst.series("channel", "2023-06-01", datetime.date(2023, 6, 8), level=level)
+        direct = store.series("channel", "2023-06-01", "2023-06-08", level=level)
+        assert served.column_names == direct.column_names == ["name", "time", "devices", "cell_hours"]
+        key = lambda row: (row["name"], row["time"])  # noqa: E731
+        assert sorted(served.to_pylist(), key=key) == sorted(direct.to_pylist(), key=key)
+        assert metadata(served)["k"] == 15
+
+
+def test_cell_series_through_the_api_match_the_store(api, store):
+    cell = store.sql(
+        "SELECT h3_cell_to_string(cell) AS cell, count(*) AS hours FROM density "
+        "WHERE day = DATE '2023-06-01' GROUP BY cell ORDER BY hours DESC, cell LIMIT 1"
+    ).column("cell")[0].as_py()
+    analyst = client(api, "analyst")
+    daily = analyst.cell_series(cell, "2023-06-01", "2023-06-08")
+    assert daily.schema.field("time").type == pyarrow.date32()
+    assert daily.to_pylist() == store.cell_series(cell, "2023-06-01", "2023-06-08").to_pylist()
+    assert analyst.cell_series(int(cell, 16), "2023-06-01", "2023-06-08").equals(daily)
+
+    hourly = analyst.cell_series(cell, "2023-06-01", "2023-06-02", resolution="hour")
+    assert hourly.schema.field("time").type == pyarrow.timestamp("us", tz="UTC")
+    direct = store.cell_series(cell, "2023-06-01", "2023-06-02", hourly=True).to_pylist()
+
+    def utc(moment: datetime.datetime) -> datetime.datetime:
+        return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+    assert [(r["time"], r["devices"]) for r in hourly.to_pylist()] == [(utc(r["time"]), r["devices"]) for r in direct]
+
+
+def test_maps_come_as_geojson_svg_and_png(api, last_day):
+    viewer = client(api, "viewer")
+    geojson = viewer.map("channel")
+    assert isinstance(geojson, dict) and geojson["type"] == "FeatureCollection"
+    assert geojson["forecast_date"] == (last_day + datetime.timedelta(days=1)).isoformat()
+    assert any("hex_id" in feature["properties"] for feature in geojson["features"])
+    svg = viewer.map("channel", format="svg", date=last_day + datetime.timedelta(days=2))
+    assert isinstance(svg, str) and svg.startswith("<svg")
+    png = viewer.map("channel", format="png")
+    assert isinstance(png, bytes) and png.startswith(b"\x89PNG\r\n\x1a\n")
+    with pytest.raises(ValueError, match="jpg"):
+        viewer.map("channel", format="jpg")
+
+
+def test_the_briefing_page_names_the_route(api):
+    page = client(api, "viewer").briefing("channel")
+    assert page.lstrip().lower().startswith("<!doctype html")
+    assert "Channel" in page and "Dover" in page
+
+
+def test_a_wrong_token_is_401(api):
+    server, _ = api
+    with pytest.raises(stroom.ApiError) as caught:
+        stroom.Client(server.url, "not-a-token").routes()
+    error = caught.value
+    assert isinstance(error, stroom.StroomError)
+    assert error.status == 401
+    assert error.problem["status"] == 401 and error.problem["detail"] in str(error)
+    assert "bearer token" in str(error)
+    copy = pickle.loads(pickle.dumps(error))
+    assert (copy.status, copy.problem, str(copy)) == (error.status, error.problem, str(error))
+
+
+def test_an_unknown_route_is_404_and_another_route_403(api):
+    viewer = client(api, "viewer")
+    with pytest.raises(stroom.ApiError) as unknown:
+        viewer.forecast("nowhere")
+    assert unknown.value.status == 404 and "nowhere" in str(unknown.value)
+    with pytest.raises(stroom.ApiError) as hidden:
+        viewer.forecast("western-balkans")
+    assert hidden.value.status == 403 and "western-balkans" in str(hidden.value)
+    with pytest.raises(stroom.ApiError) as role:
+        viewer.series("channel", "2023-06-01", "2023-06-08")
+    assert role.value.status == 403
+
+
+def test_a_bad_parameter_is_400_naming_it(api):
+    analyst = client(api, "analyst")
+    with pytest.raises(stroom.ApiError) as caught:
+        analyst.series("channel", "2023-06-01", "2023-06-31")
+    assert caught.value.status == 400 and "2023-06-31" in str(caught.value)
+    with pytest.raises(stroom.ApiError) as target:
+        analyst.backtest("dover")
+    assert target.value.status == 400 and "not a target" in str(target.value)
+
+
+def test_a_backtest_job_gives_the_metrics_of_the_native_backtest(api, store):
+    job = client(api, "analyst").backtest("station:dover", horizon=7, folds=2, models=["naive"], poll=0.1)
+    assert job["status"] == "succeeded"
+    assert str(uuid.UUID(job["run_id"])) == job["run_id"]
+    assert job["request"]["target"] == "station:dover"
+    [served] = job["metrics"]
+    native = stroom.backtest(store, "station:dover", horizon=7, folds=2, models=["naive"], record=False)
+    [overall] = [row for row in native.metrics.to_pylist() if row["horizon"] is None]
+    assert served["model"] == overall["model"] == "naive"
+    assert served["n"] == overall["n"] == 14
+    for name in ("mae", "mase", "rmse", "coverage80", "coverage95"):
+        a, b = served[name], overall[name]
+        assert (a is None and b is None) or math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-9), name
+    recorded = store.sql(f"SELECT count(*) AS n FROM backtests WHERE run_id = '{job['run_id']}'")
+    assert recorded.column("n").to_pylist() == [14]
+
+
+def test_a_failed_job_raises_and_a_queued_one_is_returned_at_once(api):
+    analyst = client(api, "analyst")
+    # Sixty folds of 28 days, 90 days apart, reach back further than the 400 simulated days.
+    too_long = dict(horizon=28, folds=60, step=90, models=["naive"])
+    queued = analyst.backtest("station:dover", wait=False, **too_long)
+    assert queued["status"] in ("queued", "running", "failed")
+    assert queued["request"]["folds"] == 60 and queued["run_id"] is None
+    with pytest.raises(stroom.ApiError) as caught:
+        analyst.backtest("station:dover", poll=0.1, **too_long)
+    assert caught.value.status == 500
+    assert caught.value.problem["job"]["status"] == "failed"
+    assert caught.value.problem["detail"] in str(caught.value)
+
+
+def test_a_refresh_is_served_once_recorded(api):
+    with pytest.raises(stroom.ApiError) as caught:
+        client(api, "analyst").refresh()
+    assert caught.value.status == 403
+    admin = client(api, "admin")
+    job = admin.refresh(poll=0.2)
+    assert job["status"] == "succeeded"
+    assert sorted(job["targets"]) == ["station:dover", "station:ter-apel", "station:ventimiglia"]
+    assert metadata(admin.forecast("channel"))["run_id"] == job["run_id"]
+
+
+def test_a_stopped_server_is_not_healthy(small, api):
+    _, tokens = api
+    server = stroom.Server(small.path, small.root / "keys.toml")
+    viewer = stroom.Client(server.url, tokens["viewer"], timeout=5)
+    assert viewer.health()
+    server.stop()
+    assert not viewer.health()
