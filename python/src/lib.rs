@@ -260,11 +260,6 @@ impl Store {
     fn engine_of(cluster: Option<String>) -> Engine {
         cluster.map_or(Engine::Local, Engine::Cluster)
     }
-
-    fn session(&self, py: Python<'_>, vintage: Option<Vintage>) -> PyResult<Arc<QuerySession>> {
-        let (store, engine) = (self.store.clone(), self.engine.clone());
-        block_on(py, async move { Ok(Arc::new(QuerySession::open_on(&store, vintage, &engine).await?)) }, None)
-    }
 }
 
 #[pymethods]
@@ -435,41 +430,12 @@ impl Store {
             return Err(PyValueError::new_err(format!("start={from} must be before end={to}")));
         }
         let (store, engine) = (self.store.clone(), self.engine.clone());
-        let (schema, batches) = block_on(
+        let series = block_on(
             py,
-            async move {
-                let history = store.commit_history(stroom_store::TableName::Density).await?;
-                let Some(resolution) =
-                    history.iter().find_map(|m| m.get("resolution").and_then(serde_json::Value::as_i64))
-                else {
-                    return Err(PipelineError::Missing("the store holds no density data".into()));
-                };
-                let resolution = Resolution::new(resolution)?;
-                if cell.resolution().get() > resolution.get() {
-                    return Err(PipelineError::Route(format!(
-                        "cell {cell} has resolution {}, finer than the store's {}",
-                        cell.resolution().get(),
-                        resolution.get()
-                    )));
-                }
-                let range = cell.descendant_range(resolution)?;
-                let session = QuerySession::open_on(&store, None, &engine).await?;
-                let bucket = if hourly { "ts" } else { "CAST(ts AS DATE)" };
-                let sql = format!(
-                    "SELECT {bucket} AS time, SUM(CAST(count AS BIGINT)) AS devices, COUNT(*) AS cell_hours \
-                     FROM density_files WHERE cell BETWEEN {} AND {} \
-                     AND ts >= TIMESTAMP '{from} 00:00:00' AND ts < TIMESTAMP '{to} 00:00:00' \
-                     GROUP BY {bucket} ORDER BY time",
-                    *range.start() as i64,
-                    *range.end() as i64
-                );
-                let frame = session.context().sql(&sql).await?;
-                let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
-                Ok((schema, frame.collect().await?))
-            },
+            async move { stroom_pipeline::cell_series(&store, &engine, cell, from, to, hourly).await },
             None,
         )?;
-        to_pyarrow(py, schema, batches)
+        to_pyarrow(py, series.schema, series.batches)
     }
 
     /// A station's official daily arrivals.

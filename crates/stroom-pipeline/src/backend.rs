@@ -290,34 +290,9 @@ impl Backend for StoreBackend {
         Box::pin(async move {
             let store = self.open()?;
             let k = store.privacy_k().await.map_err(failed)?;
-            let history = store.commit_history(TableName::Density).await.map_err(failed)?;
-            let Some(storage) = history.iter().find_map(|m| m.get("resolution").and_then(Value::as_i64)) else {
-                return Err(BackendError::NotFound("the store holds no density data".into()));
-            };
-            let storage = Resolution::new(storage).map_err(failed)?;
-            if cell.resolution().get() > storage.get() {
-                return Err(BackendError::Invalid(format!(
-                    "cell={cell} has resolution {}, finer than the store's {}",
-                    cell.resolution().get(),
-                    storage.get()
-                )));
-            }
-            let range = cell.descendant_range(storage).map_err(failed)?;
-            let session = QuerySession::open_on(&store, None, &self.engine).await.map_err(failed)?;
-            let bucket = match resolution {
-                TimeResolution::Day => "CAST(ts AS DATE)",
-                TimeResolution::Hour => "ts",
-            };
-            let sql = format!(
-                "SELECT {bucket} AS time, SUM(CAST(count AS BIGINT)) AS devices, COUNT(*) AS cell_hours \
-                 FROM density_files WHERE cell BETWEEN {} AND {} \
-                 AND ts >= TIMESTAMP '{from} 00:00:00' AND ts < TIMESTAMP '{to} 00:00:00' \
-                 GROUP BY {bucket} ORDER BY time",
-                *range.start() as i64,
-                *range.end() as i64
-            );
-            let batches: Vec<RecordBatch> =
-                session.context().sql(&sql).await.map_err(failed)?.collect().await.map_err(failed)?;
+            let hourly = matches!(resolution, TimeResolution::Hour);
+            let crate::series::CellDensity { batches, versions, .. } =
+                crate::series::cell_series(&store, &self.engine, cell, from, to, hourly).await?;
             let mut points = Vec::new();
             for b in &batches {
                 let devices = b.column(1).as_primitive::<Int64Type>();
@@ -337,7 +312,7 @@ impl Backend for StoreBackend {
                 from: from.to_string(),
                 to: to.to_string(),
                 k,
-                vintage: vintage_of(&session),
+                vintage: versions,
                 points,
             })
         })

@@ -1,6 +1,6 @@
 //! The use cases of stroom, one code path for the command line, the API
 //! backend and the Python package: a target's series read from a store
-//! vintage ([`target_series`]); backtests and forecasts, their rows as
+//! vintage ([`target_series`]); a cell's density series ([`cell_series`]); backtests and forecasts, their rows as
 //! Arrow batches and files, and their records in the store ([`backtest`],
 //! [`forecast`]); a route's map or briefing page ([`render`]); simulation
 //! with the shipped real arrivals ([`simulate`]); the routes
@@ -17,6 +17,7 @@ mod error;
 mod maps;
 mod routes;
 mod runs;
+mod series;
 mod simulate;
 mod target;
 
@@ -28,5 +29,6 @@ pub use runs::{
     BacktestRun, BacktestSpec, DEFAULT_BACKTEST_MODELS, ForecastRun, ForecastSpec, ModelOptions, TargetForecast,
     backtest, forecast,
 };
+pub use series::{CellDensity, cell_series};
 pub use simulate::{UK_ARRIVALS, demo_start, simulate};
 pub use target::{Target, TargetSeries, target_series};
