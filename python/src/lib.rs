@@ -404,7 +404,7 @@ impl Store {
             },
             None,
         )?;
-        let schema = batches.first().map(|b| b.schema()).unwrap_or_else(|| Arc::new(series_schema(hourly, true)));
+        let schema = batches.first().map(|b| b.schema()).unwrap_or_else(|| Arc::new(series_schema(hourly)));
         to_pyarrow(py, schema, batches)
     }
 
@@ -473,20 +473,18 @@ fn far_future() -> NaiveDate {
 }
 
 /// The columns of an empty series.
-fn series_schema(hourly: bool, named: bool) -> Schema {
+fn series_schema(hourly: bool) -> Schema {
     let time = if hourly {
         DataType::Timestamp(datafusion::arrow::datatypes::TimeUnit::Microsecond, None)
     } else {
         DataType::Date32
     };
-    let mut fields = Vec::new();
-    if named {
-        fields.push(Field::new("name", DataType::Utf8, false));
-    }
-    fields.push(Field::new("time", time, false));
-    fields.push(Field::new("devices", DataType::Int64, false));
-    fields.push(Field::new("cell_hours", DataType::Int64, false));
-    Schema::new(fields)
+    Schema::new(vec![
+        Field::new("name", DataType::Utf8, false),
+        Field::new("time", time, false),
+        Field::new("devices", DataType::Int64, false),
+        Field::new("cell_hours", DataType::Int64, false),
+    ])
 }
 
 /// A finished backtest.

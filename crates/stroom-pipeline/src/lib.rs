@@ -30,5 +30,5 @@ pub use runs::{
     backtest, forecast,
 };
 pub use series::{CellDensity, cell_series};
-pub use simulate::{UK_ARRIVALS, demo_start, simulate};
+pub use simulate::{UK_ARRIVALS, simulate};
 pub use target::{Target, TargetSeries, target_series};

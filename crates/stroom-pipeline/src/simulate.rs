@@ -3,7 +3,6 @@
 
 use std::path::Path;
 
-use chrono::NaiveDate;
 use stroom_core::Route;
 use stroom_sim::{RealArrivals, SimParams, SimReport};
 
@@ -39,9 +38,4 @@ pub fn simulate(
         None
     };
     Ok(stroom_sim::simulate(&params, routes, real.as_ref(), out, progress)?)
-}
-
-/// The first day of the demo's simulation.
-pub fn demo_start() -> NaiveDate {
-    NaiveDate::from_ymd_opt(2023, 1, 1).expect("a date")
 }

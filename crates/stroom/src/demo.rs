@@ -16,7 +16,7 @@ use stroom_api::{KeyFile, MapFormat, Role};
 
 use crate::serve::ServeArgs;
 use crate::simulate::{BackgroundArg, FormArg, SimulateArgs};
-use stroom_pipeline::{BacktestSpec, ForecastSpec, ModelOptions, Target, UK_ARRIVALS, load_routes};
+use stroom_pipeline::{BacktestSpec, ForecastSpec, Target, UK_ARRIVALS, load_routes};
 
 #[derive(Debug, Args)]
 pub(crate) struct DemoArgs {
@@ -112,7 +112,7 @@ pub(crate) async fn run(args: &DemoArgs) -> Result<()> {
     }
 
     println!("\n# Forecasts for every route, recorded in the forecasts table");
-    let spec = ForecastSpec { options: ModelOptions::default(), ..ForecastSpec::default() };
+    let spec = ForecastSpec::default();
     crate::forecast::run_forecast(&store, &EngineArgs::default(), &routes, &spec, true).await?;
 
     println!("\n# Briefing pages and maps of every route");
