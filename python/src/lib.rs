@@ -408,6 +408,26 @@ impl Store {
         to_pyarrow(py, schema, batches)
     }
 
+    /// How unusual a day's density is on a route (the API's nowcast), as a dict.
+    #[pyo3(signature = (route, date=None, cells=50, routes=None))]
+    fn nowcast(
+        &self,
+        py: Python<'_>,
+        route: String,
+        date: Option<Bound<'_, PyAny>>,
+        cells: usize,
+        routes: Option<PathBuf>,
+    ) -> PyResult<Py<PyAny>> {
+        let date = date.filter(|d| !d.is_none()).map(|d| date_arg(&d, "date")).transpose()?;
+        let routes = routes_arg(routes)?;
+        let route = stroom_pipeline::find_route(&routes, &route).map_err(to_py)?.clone();
+        let (store, engine) = (self.store.clone(), self.engine.clone());
+        let nowcast =
+            block_on(py, async move { stroom_pipeline::nowcast(&store, &engine, &route, date, cells).await }, None)?;
+        let text = serde_json::to_string(&nowcast).map_err(|e| StroomError::new_err(e.to_string()))?;
+        Ok(py.import("json")?.call_method1("loads", (text,))?.unbind())
+    }
+
     /// A cell's density (the sum over its descendants at the store's
     /// resolution) per day or hour.
     #[pyo3(signature = (cell, start, end, hourly=false))]

@@ -142,6 +142,19 @@ class Store:
         Raises RouteError for a value that is no H3 cell or a cell finer than
         the store's resolution, StoreError when the store holds no density.
         """
+    def nowcast(
+        self, route: str, date: Optional[_Date] = None, cells: int = 50, routes: Optional[_Path] = None
+    ) -> Dict[str, Any]:
+        """How unusual ``date``'s density (the latest day the store holds when
+        None) is on a route: every segment and the ``cells`` most unusual
+        cells, each with ``devices``, ``baseline`` (the median of the same
+        weekday over the previous eight weeks), ``spread`` and the robust
+        ``z``, most unusual first; entries with a count below k are left out.
+        The same document as ``GET /v1/routes/{route}/nowcast``.
+
+        Raises RouteError for an unknown route, StoreError when the store
+        holds no density on that day.
+        """
     def arrivals(self, station: str, start: Optional[_Date] = None, end: Optional[_Date] = None) -> pyarrow.Table:
         """Official arrivals (people per day) at a station, every day the
         store holds when ``start`` and ``end`` are None.
@@ -432,6 +445,9 @@ class Client:
         """``GET /v1/cells/{cell}/series`` (analyst keys): ``time`` (date32,
         or timestamp[us, UTC] for ``resolution="hour"``, at most 31 days),
         ``devices``, ``cell_hours`` (int64)."""
+    def nowcast(self, route: str, date: Optional[_Date] = None, cells: Optional[int] = None) -> Dict[str, Any]:
+        """``GET /v1/routes/{route}/nowcast``: how unusual the day's density is
+        per segment and, for analyst keys, for the most unusual cells."""
     def map(
         self, route: str, format: Literal["geojson", "svg", "png"] = "geojson", date: Optional[_Date] = None
     ) -> Union[Dict[str, Any], str, bytes]:

@@ -171,6 +171,13 @@ class Client:
 
     # Maps and briefings.
 
+    def nowcast(self, route: str, date: Optional[DateLike] = None, cells: Optional[int] = None) -> Dict[str, Any]:
+        """How unusual the day's density (the latest day when None) is per
+        segment and, for analyst keys, for the most unusual cells
+        (``GET /v1/routes/{route}/nowcast``)."""
+        query = {"date": None if date is None else _date_text(date, "date"), "cells": cells}
+        return self._get(f"/v1/routes/{_segment(route)}/nowcast", query).object()
+
     def map(
         self, route: str, format: str = "geojson", date: Optional[DateLike] = None
     ) -> Union[Dict[str, Any], str, bytes]:

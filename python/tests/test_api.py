@@ -230,3 +230,39 @@ def test_a_stopped_server_is_not_healthy(small, api):
     assert viewer.health()
     server.stop()
     assert not viewer.health()
+
+
+def test_nowcast_from_the_store_is_the_api_s(api, store, last_day):
+    analyst = client(api, "analyst").nowcast("channel", cells=5)
+    assert analyst == store.nowcast("channel", cells=5)
+    assert analyst["date"] == last_day.isoformat() and analyst["baseline_weeks"] == 8
+    assert len(analyst["cells"]) == 5
+    # A viewer sees the segments only.
+    viewer = client(api, "viewer").nowcast("channel", date=last_day)
+    assert viewer["segments"] == analyst["segments"] and viewer["cells"] == []
+    with pytest.raises(stroom.ApiError) as error:
+        client(api, "viewer").nowcast("channel", date="someday")
+    assert error.value.status == 400
+
+
+def test_nowcast_scores_each_segment_against_its_weekday(store, last_day):
+    """Each segment's score recomputed from Store.series: the median of the
+    same weekday over the eight weeks before, and the robust spread."""
+    nowcast = store.nowcast("channel", date=last_day, cells=0)
+    start = last_day - datetime.timedelta(weeks=8)
+    series = store.series("channel", start, last_day + datetime.timedelta(days=1)).to_pylist()
+    devices = {(row["name"], row["time"]): row["devices"] for row in series}
+    assert nowcast["segments"], nowcast
+    for entry in nowcast["segments"]:
+        history = sorted(devices.get((entry["name"], start + datetime.timedelta(weeks=w)), 0) for w in range(8))
+        median = (history[3] + history[4]) / 2
+        deviations = sorted(abs(v - median) for v in history)
+        spread = max(1.4826 * (deviations[3] + deviations[4]) / 2, math.sqrt(median + 1))
+        assert entry["devices"] == devices[(entry["name"], last_day)]
+        assert entry["baseline"] == pytest.approx(median)
+        assert entry["spread"] == pytest.approx(spread)
+        assert entry["z"] == pytest.approx((entry["devices"] - median) / spread)
+    zs = [abs(e["z"]) for e in nowcast["segments"]]
+    assert zs == sorted(zs, reverse=True)
+    with pytest.raises(stroom.RouteError):
+        store.nowcast("atlantis")

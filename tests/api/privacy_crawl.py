@@ -4,8 +4,9 @@ response carries a device count below the store's privacy threshold k.
 
 Usage: python3 tests/api/privacy_crawl.py BASE_URL TOKEN
 
-Device counts are the `devices` of route and cell series and the `mean`,
-`q10`, `q90` and `observed` of every cell of a map. Forecast arrivals are
+Device counts are the `devices` of route and cell series, the `devices` and
+`baseline` of every segment and cell of a nowcast, and the `mean`, `q10`,
+`q90` and `observed` of every cell of a map. Forecast arrivals are
 official counts per station, not device counts, and are not checked. Exits 1
 on the first count below k (printing where it is), 0 otherwise.
 """
@@ -40,6 +41,10 @@ def check(path, body):
         k = body["k"] if k is None else max(k, body["k"])
     for point in (body or {}).get("points", []) if isinstance(body, dict) else []:
         counts.append((f"{path} {point['time']}", point["devices"]))
+    for part in ("segments", "cells"):
+        for entry in (body or {}).get(part, []) if isinstance(body, dict) else []:
+            for key in ("devices", "baseline"):
+                counts.append((f"{path} {entry['name']} {key}", entry[key]))
     for feature in (body or {}).get("features", []) if isinstance(body, dict) else []:
         props = feature.get("properties", {})
         for key in ("mean", "q10", "q90", "observed"):
@@ -66,6 +71,10 @@ for route in routes:
         check(f"/v1/stations/{station}/forecast", get(f"/v1/stations/{station}/forecast")[1])
     for level in ("segment", "station"):
         path = f"/v1/routes/{rid}/series?from={start}&to={cutoff}&level={level}"
+        status, body = get(path)
+        assert status == 200, (path, status, body)
+        check(path, body)
+    for path in (f"/v1/routes/{rid}/nowcast?cells=1000", f"/v1/routes/{rid}/nowcast?date={week}&cells=1000"):
         status, body = get(path)
         assert status == 200, (path, status, body)
         check(path, body)

@@ -11,6 +11,7 @@ mod forecast;
 mod h3_reference;
 mod ingest;
 mod maps;
+mod nowcast;
 mod query;
 mod routes;
 mod s3;

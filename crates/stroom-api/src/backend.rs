@@ -9,7 +9,9 @@ use std::pin::Pin;
 use chrono::NaiveDate;
 use stroom_core::{Cell, Route};
 
-use crate::dto::{BacktestRequest, CellSeries, MetricsEntry, RouteSeries, SeriesLevel, TargetForecast, TimeResolution};
+use crate::dto::{
+    BacktestRequest, CellSeries, MetricsEntry, RouteNowcast, RouteSeries, SeriesLevel, TargetForecast, TimeResolution,
+};
 
 /// The future a [`Backend`] method returns.
 pub type BackendFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, BackendError>> + Send + 'a>>;
@@ -105,6 +107,16 @@ pub trait Backend: Send + Sync + 'static {
         from: NaiveDate,
         to: NaiveDate,
     ) -> BackendFuture<'_, CellSeries>;
+
+    /// How unusual a day's density is on a route (the latest day the store
+    /// holds when `date` is `None`): every segment and the `cells` most
+    /// unusual cells. No count in it is below k.
+    fn nowcast<'a>(
+        &'a self,
+        route: &'a Route,
+        date: Option<NaiveDate>,
+        cells: usize,
+    ) -> BackendFuture<'a, RouteNowcast>;
 
     /// Checks a backtest request before it is queued.
     fn validate_backtest(&self, request: &BacktestRequest) -> Result<(), BackendError>;

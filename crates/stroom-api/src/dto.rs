@@ -249,6 +249,51 @@ pub struct RouteSeries {
     pub points: Vec<RouteSeriesPoint>,
 }
 
+/// How unusual one segment's or one cell's density is on the nowcast day.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct NowcastEntry {
+    /// The segment id, or the H3 cell (hex) for a cell.
+    pub name: String,
+    /// For a cell: the segment it lies on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment: Option<String>,
+    /// Devices counted on the day.
+    pub devices: i64,
+    /// The median of the same weekday over the previous weeks.
+    pub baseline: f64,
+    /// The robust spread of those weeks (1.4826 × the median absolute
+    /// deviation, at least √(baseline + 1), the Poisson noise).
+    pub spread: f64,
+    /// The robust z-score, (devices − baseline) / spread: above 3 is a surge,
+    /// below −3 a drop.
+    pub z: f64,
+    /// Same weekdays the baseline was taken over.
+    pub weeks: u32,
+}
+
+/// How unusual a day's density is on a route, per segment and per cell.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RouteNowcast {
+    /// The route id.
+    pub route: String,
+    /// The day scored.
+    #[schema(format = Date)]
+    pub date: String,
+    /// Its weekday, which the baseline is taken on.
+    pub weekday: String,
+    /// Weeks of same-weekday history the day is compared with.
+    pub baseline_weeks: u32,
+    /// The store's privacy threshold: an entry whose devices or baseline
+    /// would be below it is left out.
+    pub k: u32,
+    /// The data vintage: the version of each table read.
+    pub vintage: BTreeMap<String, u64>,
+    /// Every segment that could be scored, most unusual (largest |z|) first.
+    pub segments: Vec<NowcastEntry>,
+    /// The most unusual cells, largest |z| first.
+    pub cells: Vec<NowcastEntry>,
+}
+
 /// One step of a cell's density.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct CellSeriesPoint {
@@ -420,6 +465,19 @@ pub(crate) struct RouteSeriesQuery {
     pub level: Option<SeriesLevel>,
     /// `json` (default) or `csv`.
     pub format: Option<Format>,
+}
+
+/// Query of the nowcast endpoint.
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct NowcastQuery {
+    /// The day to score (`YYYY-MM-DD`); the latest day the store holds when absent.
+    #[param(format = Date, example = "2024-06-01")]
+    pub date: Option<String>,
+    /// How many of the most unusual cells to return (0 to 1000, default 50).
+    #[param(minimum = 0, maximum = 1000)]
+    pub cells: Option<u32>,
 }
 
 /// Query of the cell-series endpoint.

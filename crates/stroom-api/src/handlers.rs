@@ -46,6 +46,7 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route("/v1/routes/{route}/forecast", get(route_forecast))
         .route("/v1/stations/{station}/forecast", get(station_forecast))
         .route("/v1/routes/{route}/series", get(route_series))
+        .route("/v1/routes/{route}/nowcast", get(route_nowcast))
         .route("/v1/cells/{cell}/series", get(cell_series))
         .route("/v1/backtests", post(start_backtest))
         .route("/v1/backtests/{id}", get(backtest_status))
@@ -537,6 +538,41 @@ pub(crate) async fn route_series(
         return Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], out).into_response());
     }
     Ok(axum::Json(series).into_response())
+}
+
+/// How unusual the latest day's density (or a given day's) is on a route:
+/// per segment, and per cell for keys that may read density series.
+#[utoipa::path(get, path = "/v1/routes/{route}/nowcast", tag = "forecasts",
+    params(("route" = String, Path, description = "The route id.", example = "channel"), NowcastQuery),
+    responses(
+        (status = 200, description = "Each segment's and the most unusual cells' robust z-scores against the same weekday of the previous weeks.", body = RouteNowcast),
+        (status = 400, description = "A parameter is invalid.", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token.", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key may not see the route.", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such route, or no density on that day.", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn route_nowcast(
+    state: Shared,
+    Key(caller): Key,
+    P(id): P,
+    Q(query): Q<NowcastQuery>,
+) -> Result<Response, ApiError> {
+    let key = state.require(caller, Permission::ReadForecasts)?;
+    let route = state.route(&id, key)?;
+    let date = query.date.as_deref().map(|d| parse_date("date", d)).transpose()?;
+    let cells = match query.cells {
+        Some(n) if n > 1000 => return Err(ApiError::BadRequest(format!("cells={n} is more than 1000"))),
+        // Cells are density at the finest grain: for keys that may read series.
+        _ if !key.role.allows(Permission::ReadSeries) => 0,
+        n => n.unwrap_or(50) as usize,
+    };
+    let mut nowcast = state.backend.nowcast(route, date, cells).await?;
+    let k = nowcast.k;
+    for entries in [&mut nowcast.segments, &mut nowcast.cells] {
+        above_k(entries, k, |e| e.devices);
+        entries.retain(|e| e.baseline >= f64::from(k));
+    }
+    Ok(axum::Json(nowcast).into_response())
 }
 
 /// Whether a route-scoped key may read a cell: the cell overlaps one of its

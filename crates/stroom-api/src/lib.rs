@@ -41,9 +41,9 @@ mod state;
 pub use auth::{KeyFile, KeyRecord, Permission, Role};
 pub use backend::{Backend, BackendError, BackendFuture, ForecastRun, ForecastSnapshot, MapFormat};
 pub use dto::{
-    BacktestJob, BacktestRequest, CellSeries, CellSeriesPoint, ForecastRow, JobStatus, MetricsEntry, Problem,
-    RefreshJob, RouteDetail, RouteForecast, RouteSeries, RouteSeriesPoint, RouteSummary, SegmentDto, SeriesLevel,
-    StationDto, StationForecast, TargetForecast, TimeResolution,
+    BacktestJob, BacktestRequest, CellSeries, CellSeriesPoint, ForecastRow, JobStatus, MetricsEntry, NowcastEntry,
+    Problem, RefreshJob, RouteDetail, RouteForecast, RouteNowcast, RouteSeries, RouteSeriesPoint, RouteSummary,
+    SegmentDto, SeriesLevel, StationDto, StationForecast, TargetForecast, TimeResolution,
 };
 pub use error::ApiError;
 pub use openapi::openapi_json;

@@ -45,6 +45,7 @@ impl Modify for BearerAuth {
         handlers::route_forecast,
         handlers::station_forecast,
         handlers::route_series,
+        handlers::route_nowcast,
         handlers::cell_series,
         handlers::start_backtest,
         handlers::backtest_status,
@@ -58,7 +59,7 @@ impl Modify for BearerAuth {
     components(schemas(
         Problem, Health, Ready, RouteSummary, RouteDetail, StationDto, SegmentDto, ForecastRow, TargetForecast,
         RouteForecast, StationForecast, SeriesLevel, TimeResolution, Format, RouteSeriesPoint, RouteSeries,
-        CellSeriesPoint, CellSeries, BacktestRequest, JobStatus, MetricsEntry, BacktestJob, RefreshJob,
+        CellSeriesPoint, CellSeries, NowcastEntry, RouteNowcast, BacktestRequest, JobStatus, MetricsEntry, BacktestJob, RefreshJob,
     )),
     modifiers(&BearerAuth),
     security(("bearer" = [])),

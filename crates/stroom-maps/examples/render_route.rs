@@ -134,6 +134,7 @@ fn main() -> anyhow::Result<()> {
             coverage95: 0.94,
             folds: 12,
         }),
+        nowcast: None,
         provenance: vec!["Synthetic values made by the stroom-maps example.".to_owned()],
         generated_at: "2025-11-17 06:00 UTC".to_owned(),
     };

@@ -60,6 +60,34 @@ pub struct Accuracy {
     pub folds: usize,
 }
 
+/// How unusual one segment's density was on the nowcast day.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnusualSegment {
+    /// How the page names the segment, e.g. "Belgrade – Horgoš".
+    pub label: String,
+    /// Devices counted on the day.
+    pub devices: f64,
+    /// The usual count: the median of the same weekday over the previous weeks.
+    pub baseline: f64,
+    /// The robust z-score of the day against those weeks.
+    pub z: f64,
+}
+
+/// The nowcast on the briefing: how unusual the latest day's density was
+/// on each segment of the route.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Nowcast {
+    /// The day scored.
+    pub date: NaiveDate,
+    /// Weeks of same-weekday history it was compared with.
+    pub weeks: usize,
+    /// The segments, most unusual (largest |z|) first.
+    pub segments: Vec<UnusualSegment>,
+}
+
+/// The |z| from which the briefing calls a segment's density unusual.
+pub const UNUSUAL_Z: f64 = 3.0;
+
 /// Everything on a briefing page.
 #[derive(Debug, Clone)]
 pub struct Briefing<'a> {
@@ -75,6 +103,9 @@ pub struct Briefing<'a> {
     pub forecast: Vec<ForecastPoint>,
     /// The backtest accuracy of the model used, when a backtest exists.
     pub accuracy: Option<Accuracy>,
+    /// How unusual the latest day's density was along the route, when the
+    /// store holds enough of it.
+    pub nowcast: Option<Nowcast>,
     /// Where the data and the forecast come from, one statement per item
     /// (sources, table versions, run ids, parameters).
     pub provenance: Vec<String>,
@@ -156,6 +187,14 @@ fn validate(b: &Briefing) -> Result<(), MapError> {
             return Err(MapError::NonFiniteValue { series: "forecast", field, date: p.date });
         }
     }
+    if let Some(n) = &b.nowcast {
+        for segment in &n.segments {
+            let fields = [("devices", segment.devices), ("baseline", segment.baseline), ("z", segment.z)];
+            if let Some((field, _)) = fields.iter().find(|(_, v)| !v.is_finite()) {
+                return Err(MapError::NonFiniteValue { series: "nowcast", field, date: n.date });
+            }
+        }
+    }
     if let Some(a) = &b.accuracy {
         for (field, value) in [("mase", a.mase), ("seasonal_naive_mase", a.seasonal_naive_mase)] {
             if !(value.is_finite() && value >= 0.0) {
@@ -176,8 +215,8 @@ fn validate(b: &Briefing) -> Result<(), MapError> {
 /// anywhere), print-ready on A4.
 ///
 /// The page holds, in order: the title with forecast date, data vintage,
-/// model and uncertainty statement; the next day's forecast in numbers; the
-/// map (as [`svg`](crate::svg) draws it); a fan chart of the observed series
+/// model and uncertainty statement; the next day's forecast in numbers; what
+/// is unusual on the route (the nowcast, when given); the map (as [`svg`](crate::svg) draws it); a fan chart of the observed series
 /// and the forecast with its 80% and 95% intervals; a table of the first 14
 /// forecast days; the model's backtest accuracy (MASE beside the seasonal
 /// naive MASE, interval coverage); and the provenance list. Every text the
@@ -242,6 +281,10 @@ pub fn briefing_html(b: &Briefing) -> Result<String, MapError> {
         format_value(total)
     );
     html.push_str("</section>\n");
+
+    if let Some(nowcast) = &b.nowcast {
+        nowcast_section(&mut html, nowcast);
+    }
 
     // Map.
     html.push_str("<section class=\"map\">\n<h2>Map</h2>\n");
@@ -314,6 +357,55 @@ pub fn briefing_html(b: &Briefing) -> Result<String, MapError> {
     let _ = writeln!(html, "<footer>Generated {} by stroom. {ATTRIBUTION}.</footer>", escape(&b.generated_at));
     html.push_str("</body>\n</html>\n");
     Ok(html)
+}
+
+/// "What is unusual on the route": one sentence naming the segments whose
+/// |z| is at least [`UNUSUAL_Z`], and every segment in a table.
+fn nowcast_section(html: &mut String, n: &Nowcast) {
+    let day = n.date.format("%A %Y-%m-%d");
+    let weekday = n.date.format("%A");
+    html.push_str("<section class=\"nowcast\">\n<h2>What is unusual on the route</h2>\n");
+    let unusual: Vec<&UnusualSegment> = n.segments.iter().filter(|s| s.z.abs() >= UNUSUAL_Z).take(3).collect();
+    let ratio = |s: &UnusualSegment| {
+        if s.baseline > 0.0 { format!("{:.1}× its usual {weekday}", s.devices / s.baseline) } else { String::new() }
+    };
+    if unusual.is_empty() {
+        let _ = writeln!(
+            html,
+            "<p class=\"nowcast-line\">On {day}, the density on every segment was within its usual range for a \
+             {weekday} (no robust z-score beyond ±{UNUSUAL_Z:.0}).</p>"
+        );
+    } else {
+        let parts: Vec<String> = unusual
+            .iter()
+            .map(|s| {
+                format!("{} ({} devices, {}; z = {:+.1})", escape(&s.label), format_value(s.devices), ratio(s), s.z)
+            })
+            .collect();
+        let _ = writeln!(html, "<p class=\"nowcast-line\">Most unusual on {day}: {}.</p>", parts.join("; "));
+    }
+    html.push_str(
+        "<table class=\"nowcast\">\n<thead><tr><th class=\"text\">Segment</th><th>Devices</th>\
+         <th>Usual</th><th>z</th></tr></thead>\n<tbody>\n",
+    );
+    for s in &n.segments {
+        let _ = writeln!(
+            html,
+            "<tr><td class=\"text\">{}</td><td>{}</td><td>{}</td><td>{:+.1}</td></tr>",
+            escape(&s.label),
+            format_value(s.devices),
+            format_value(s.baseline),
+            s.z
+        );
+    }
+    html.push_str("</tbody>\n</table>\n");
+    let _ = writeln!(
+        html,
+        "<p class=\"note\">Each segment's devices on the day against the same weekday of the previous {} weeks: \
+         \"usual\" is their median, z the difference in robust spreads (beyond ±{UNUSUAL_Z:.0} is unusual). \
+         Segments with counts below the privacy threshold are left out.</p>\n</section>",
+        n.weeks
+    );
 }
 
 fn accuracy_section(html: &mut String, a: &Accuracy) {
@@ -419,6 +511,7 @@ mod tests {
             observed: observed(),
             forecast: forecast(28),
             accuracy: Some(accuracy()),
+            nowcast: None,
             provenance: vec!["Arrivals: registrations at Ter Apel, daily".to_owned()],
             generated_at: "2025-11-17 06:00 UTC".to_owned(),
         }
@@ -451,6 +544,43 @@ mod tests {
         {
             assert!(html.contains(text), "the page lacks '{text}'");
         }
+    }
+
+    #[test]
+    fn the_nowcast_names_the_unusual_segments() {
+        let route = route("channel");
+        let map = spec(&route, Vec::new());
+        let segment = |label: &str, devices: f64, z: f64| UnusualSegment {
+            label: label.to_owned(),
+            devices,
+            baseline: 1000.0,
+            z,
+        };
+        let mut page = briefing(&map);
+        let date = NaiveDate::from_ymd_opt(2025, 11, 16).unwrap();
+        page.nowcast = Some(Nowcast {
+            date,
+            weeks: 8,
+            segments: vec![segment("Calais – Dover", 2500.0, 7.31), segment("Lille – Calais <", 900.0, -1.0)],
+        });
+        let html = briefing_html(&page).unwrap();
+        assert!(
+            html.contains(
+                "Most unusual on Sunday 2025-11-16: Calais – Dover (2500 devices, 2.5× its usual Sunday; z = +7.3)."
+            ),
+            "{html}"
+        );
+        let rows = table_rows(&html, "nowcast");
+        assert_eq!(rows.len(), 2);
+        assert!(rows[1].contains("Lille – Calais &lt;</td><td>900</td><td>1000</td><td>-1.0</td>"), "{}", rows[1]);
+
+        page.nowcast.as_mut().unwrap().segments.truncate(0);
+        page.nowcast.as_mut().unwrap().segments.push(segment("Calais – Dover", 1010.0, 0.3));
+        let html = briefing_html(&page).unwrap();
+        assert!(html.contains("within its usual range for a Sunday"), "{html}");
+
+        page.nowcast.as_mut().unwrap().segments[0].z = f64::NAN;
+        assert!(matches!(briefing_html(&page), Err(MapError::NonFiniteValue { series: "nowcast", field: "z", .. })));
     }
 
     #[test]

@@ -44,7 +44,7 @@ mod testing;
 use chrono::NaiveDate;
 use stroom_core::{Cell, Route};
 
-pub use briefing::{Accuracy, Briefing, ForecastPoint, TABLE_DAYS, briefing_html};
+pub use briefing::{Accuracy, Briefing, ForecastPoint, Nowcast, TABLE_DAYS, UNUSUAL_Z, UnusualSegment, briefing_html};
 pub use error::MapError;
 pub use geojson::geojson;
 pub use map::svg;

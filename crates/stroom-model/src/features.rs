@@ -95,6 +95,38 @@ pub fn density_excess(cells: &[Vec<f64>], baseline_weeks: usize) -> Vec<f64> {
     (0..days).map(|t| if counted[t] > 0 { weighted[t] / weights[t] * counted[t] as f64 } else { f64::NAN }).collect()
 }
 
+/// How unusual `value` is against `history` (the same weekday of earlier
+/// weeks): the history's median, its spread, and the robust z-score
+/// `(value − median) / spread`.
+///
+/// The spread is the scaled median absolute deviation (`1.4826 · MAD`,
+/// the standard deviation for normal data), but never less than
+/// `√(median + 1)`, the Poisson noise of a count of that size, so that a
+/// history that happened to repeat one number does not make every change
+/// look infinitely unusual. Unknown (non-finite) history values are skipped;
+/// `None` when fewer than `min_history` are known or `value` is unknown.
+pub fn robust_score(history: &[f64], value: f64, min_history: usize) -> Option<RobustScore> {
+    let mut known: Vec<f64> = history.iter().copied().filter(|v| v.is_finite()).collect();
+    if known.len() < min_history.max(1) || !value.is_finite() {
+        return None;
+    }
+    known.sort_by(f64::total_cmp);
+    let baseline = sorted_median(&known);
+    let spread = (1.4826 * sorted_deviation(&known, baseline)).max((baseline.max(0.0) + 1.0).sqrt());
+    Some(RobustScore { baseline, spread, z: (value - baseline) / spread })
+}
+
+/// A value against its history: see [`robust_score`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RobustScore {
+    /// The median of the history.
+    pub baseline: f64,
+    /// The history's robust spread (at least the Poisson noise of the baseline).
+    pub spread: f64,
+    /// `(value − baseline) / spread`.
+    pub z: f64,
+}
+
 /// The median absolute deviation of sorted values from `centre` (their
 /// median). The distances below and above the centre are two sorted
 /// sequences; their middle order statistics are found by bisection, in
@@ -493,5 +525,22 @@ mod tests {
         let mut row2 = Vec::new();
         assert!(other.row(50, 7, &mut row2));
         assert_eq!(row, row2);
+    }
+
+    #[test]
+    fn robust_scores_use_the_median_and_a_floored_spread() {
+        // History 10, 12, 11, 13, 9, 100 (one outlier): median 11.5, MAD 1.5.
+        let history = [10.0, 12.0, 11.0, 13.0, 9.0, 100.0, f64::NAN];
+        let score = robust_score(&history, 20.0, 4).expect("enough history");
+        assert_eq!(score.baseline, 11.5);
+        let spread = (1.4826f64 * 1.5).max(12.5f64.sqrt());
+        assert!((score.spread - spread).abs() < 1e-12, "{score:?}");
+        assert!((score.z - 8.5 / spread).abs() < 1e-12);
+        // A flat history: the Poisson floor, not a zero spread.
+        let flat = robust_score(&[50.0; 8], 60.0, 4).expect("enough history");
+        assert_eq!((flat.baseline, flat.spread), (50.0, 51f64.sqrt()));
+        // Too little history, or no value.
+        assert_eq!(robust_score(&[1.0, 2.0, f64::NAN], 3.0, 3), None);
+        assert_eq!(robust_score(&[1.0, 2.0, 3.0], f64::NAN, 3), None);
     }
 }

@@ -35,7 +35,9 @@ pub use backtest::{
     Backtest, BacktestRow, Folds, MetricsRow, backtest, backtest_with_progress, last_known, rows_of, summarise,
 };
 pub use error::ModelError;
-pub use features::{BASELINE_WEEKS, LONG_BASELINE_WEEKS, Lead, density_excess, estimate_lead};
+pub use features::{
+    BASELINE_WEEKS, LONG_BASELINE_WEEKS, Lead, RobustScore, density_excess, estimate_lead, robust_score,
+};
 pub use forecast::{
     CutoffForecast, ForecastParams, ModelForecast, Step, ValidForecastParams, conformal_quantile, forecast_at,
 };

@@ -11,8 +11,8 @@ use datafusion::arrow::datatypes::{Date32Type, Float64Type, Int32Type, Int64Type
 use serde_json::Value;
 use stroom_api::{
     Backend, BackendError, BackendFuture, BacktestRequest, CellSeries, CellSeriesPoint, ForecastRow, ForecastRun,
-    ForecastSnapshot, MapFormat, MetricsEntry, RouteSeries, RouteSeriesPoint, SeriesLevel, TargetForecast,
-    TimeResolution,
+    ForecastSnapshot, MapFormat, MetricsEntry, RouteNowcast, RouteSeries, RouteSeriesPoint, SeriesLevel,
+    TargetForecast, TimeResolution,
 };
 use stroom_core::{Cell, DEFAULT_BUFFER_RINGS, DEFAULT_ROUTE_RESOLUTION, Resolution, Route, days_to_date};
 use stroom_model::ModelKind;
@@ -277,6 +277,18 @@ impl Backend for StoreBackend {
                 vintage: vintage_of(&session),
                 points,
             })
+        })
+    }
+
+    fn nowcast<'a>(
+        &'a self,
+        route: &'a Route,
+        date: Option<NaiveDate>,
+        cells: usize,
+    ) -> BackendFuture<'a, RouteNowcast> {
+        Box::pin(async move {
+            let store = self.open()?;
+            Ok(crate::nowcast::nowcast(&store, &self.engine, route, date, cells).await?)
         })
     }
 

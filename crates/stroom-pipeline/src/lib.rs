@@ -2,7 +2,7 @@
 //! backend and the Python package: a target's series read from a store
 //! vintage ([`target_series`]); a cell's density series ([`cell_series`]); backtests and forecasts, their rows as
 //! Arrow batches and files, and their records in the store ([`backtest`],
-//! [`forecast`]); a route's map or briefing page ([`render`]); simulation
+//! [`forecast`]); a route's map or briefing page ([`render`]); how unusual a day's density is on a route ([`nowcast`]); simulation
 //! with the shipped real arrivals ([`simulate`]); the routes
 //! ([`load_routes`]); and [`StoreBackend`], the API's [`stroom_api::Backend`]
 //! over a store.
@@ -15,6 +15,7 @@
 mod backend;
 mod error;
 mod maps;
+mod nowcast;
 mod routes;
 mod runs;
 mod series;
@@ -24,6 +25,7 @@ mod target;
 pub use backend::StoreBackend;
 pub use error::{PipelineError, Result, chain_text};
 pub use maps::{PNG_WIDTH, render};
+pub use nowcast::{NOWCAST_WEEKS, nowcast};
 pub use routes::{find_route, load_routes, route_geojson};
 pub use runs::{
     BacktestRun, BacktestSpec, DEFAULT_BACKTEST_MODELS, ForecastRun, ForecastSpec, ModelOptions, TargetForecast,

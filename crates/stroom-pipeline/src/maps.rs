@@ -19,8 +19,8 @@ use datafusion::arrow::datatypes::{Date32Type, Float64Type, Int32Type, Int64Type
 use serde_json::Value;
 use stroom_api::MapFormat;
 use stroom_core::{Cell, DEFAULT_BUFFER_RINGS, DEFAULT_ROUTE_RESOLUTION, Resolution, Route, days_to_date};
-use stroom_maps::{Accuracy, Briefing, CellValue, ForecastPoint, MapSpec};
-use stroom_query::QuerySession;
+use stroom_maps::{Accuracy, Briefing, CellValue, ForecastPoint, MapSpec, Nowcast, UnusualSegment};
+use stroom_query::{Engine, QuerySession};
 use stroom_store::{Store, TableName};
 
 use crate::error::{PipelineError, Result};
@@ -165,6 +165,29 @@ async fn accuracy(store: &Store, target: &str, model: &str) -> Result<Option<Acc
     }))
 }
 
+/// The nowcast of the route's latest day for the briefing, its segments
+/// by their names; `None` when the store cannot score that day.
+async fn briefing_nowcast(store: &Store, route: &Route) -> Result<Option<Nowcast>> {
+    let nowcast = match crate::nowcast::nowcast(store, &Engine::Local, route, None, 0).await {
+        Ok(nowcast) => nowcast,
+        Err(PipelineError::Missing(_)) => return Ok(None),
+        Err(error) => return Err(error),
+    };
+    let segments = nowcast
+        .segments
+        .iter()
+        .map(|s| UnusualSegment {
+            label: route.segment(&s.name).map_or_else(|| s.name.clone(), |segment| segment.name.clone()),
+            devices: s.devices as f64,
+            baseline: s.baseline,
+            z: s.z,
+        })
+        .collect();
+    let date =
+        NaiveDate::parse_from_str(&nowcast.date, "%Y-%m-%d").map_err(|e| PipelineError::Missing(e.to_string()))?;
+    Ok(Some(Nowcast { date, weeks: nowcast.baseline_weeks as usize, segments }))
+}
+
 /// A route's map or briefing page for a forecast day.
 pub async fn render(store: &Store, route: &Route, date: Option<NaiveDate>, format: MapFormat) -> Result<Vec<u8>> {
     let session = QuerySession::open(store, None).await?;
@@ -246,6 +269,7 @@ pub async fn render(store: &Store, route: &Route, date: Option<NaiveDate>, forma
                 observed,
                 forecast: rows.iter().map(|r| r.point.clone()).collect(),
                 accuracy,
+                nowcast: briefing_nowcast(store, route).await?,
                 provenance: vec![
                     format!("Forecast run {run_id}, made {generated} by model {model}."),
                     format!("Data vintage: {vintage}; data up to {}.", first.cutoff),

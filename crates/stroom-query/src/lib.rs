@@ -2,16 +2,19 @@
 //! store, the H3 functions for SQL, and the route series that the models
 //! read.
 //!
-//! Every table is registered the portable way: its Delta snapshot (at the
-//! latest version or a chosen vintage) gives the list of Parquet files and
-//! their schema, and a plain Parquet listing table is registered over
-//! exactly those files. A Ballista cluster can run the same plans, since it
-//! needs nothing from deltalake at execution time.
+//! Every table is registered over exactly the Parquet files of one Delta
+//! snapshot (at the latest version or a chosen vintage). In this process
+//! each file carries the statistics the Delta log keeps for it, so a scan
+//! opens only the files that can match its filters (`files`); on a cluster
+//! the same files form a plain Parquet listing table, which Ballista runs
+//! without anything from deltalake. Either way the plans, and the answers,
+//! are the same.
 //!
 //! - `session`: [`QuerySession`], the tables of one store vintage
 //!   ([`Vintage`]) on an [`Engine`], and [`read_only_options`] for users'
 //!   SQL.
 //! - [`cluster`]: the same plans on a Ballista cluster.
+//! - `files`: the table over one snapshot's files with their log statistics.
 //! - `h3_udf`: the eleven H3 functions ([`h3_functions`]), stateless and
 //!   registered by [`register_h3_functions`] on any `FunctionRegistry`.
 //! - `series`: the segment, station and cell series, pruned by cell ranges
@@ -21,6 +24,7 @@
 
 pub mod cluster;
 mod error;
+mod files;
 mod h3_udf;
 mod series;
 mod session;

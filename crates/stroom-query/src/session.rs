@@ -25,11 +25,13 @@ use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::context::SQLOptions;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
+use deltalake::DeltaTable;
 use stroom_store::{
     Store, StroomObjectStores, TableName, arrivals_schema, backtests_schema, density_daily_schema, density_schema,
     forecasts_schema,
 };
 
+use crate::files::SnapshotFiles;
 use crate::{QueryError, register_h3_functions};
 
 /// Which version of the tables to read: a data vintage.
@@ -109,7 +111,6 @@ impl QuerySession {
         let mut daily_version = None;
         for name in [TableName::Density, TableName::Arrivals, TableName::Forecasts, TableName::Backtests] {
             let Some(mut table) = store.table(name).await? else { continue };
-            let delta_error = |source| QueryError::Delta { table: name.as_str().into(), source };
             match vintage {
                 Some(Vintage::Version(v)) => {
                     if table.version().is_some_and(|latest| v > latest) {
@@ -134,21 +135,20 @@ impl QuerySession {
                 None => {}
             }
             let version = table.version().unwrap_or(0);
-            let uris: Vec<String> = table.get_file_uris().map_err(delta_error)?.collect();
             let (file_schema, files_name) = match name {
                 TableName::Density => (without_partitions(&density_schema(), &["day"]), "density_files"),
                 TableName::Forecasts => (forecasts_schema(), "forecasts"),
                 TableName::Backtests => (backtests_schema(), "backtests"),
                 _ => (arrivals_schema(), "arrivals"),
             };
-            ctx.register_table(files_name, parquet_files(uris, file_schema)?)?;
+            ctx.register_table(files_name, snapshot_files(&table, name.as_str(), file_schema, engine)?)?;
             if name == TableName::Density {
                 // The partition column `day` lives in the Delta log, not in
                 // the files; it is derived from `ts` so that every engine
                 // (and a Ballista executor) sees the same column.
                 ctx.sql("CREATE VIEW density AS SELECT cell, ts, count, CAST(ts AS DATE) AS day FROM density_files")
                     .await?;
-                daily_version = register_daily(&ctx, store, version).await?;
+                daily_version = register_daily(&ctx, store, version, engine).await?;
             }
             if matches!(name, TableName::Forecasts | TableName::Backtests) {
                 run_versions.insert(name.as_str(), version);
@@ -207,12 +207,39 @@ impl QuerySession {
 
 /// Registers `density_daily`, the daily rollup complete for exactly
 /// `density_version`, when there is one; returns its version.
-async fn register_daily(ctx: &SessionContext, store: &Store, density_version: u64) -> Result<Option<u64>, QueryError> {
-    let delta_error = |source| QueryError::Delta { table: TableName::DensityDaily.as_str().into(), source };
+async fn register_daily(
+    ctx: &SessionContext,
+    store: &Store,
+    density_version: u64,
+    engine: &Engine,
+) -> Result<Option<u64>, QueryError> {
     let Some(table) = stroom_store::daily_table_for(store, density_version).await? else { return Ok(None) };
-    let uris: Vec<String> = table.get_file_uris().map_err(delta_error)?.collect();
-    ctx.register_table("density_daily", parquet_files(uris, density_daily_schema())?)?;
+    let name = TableName::DensityDaily.as_str();
+    ctx.register_table(name, snapshot_files(&table, name, density_daily_schema(), engine)?)?;
     Ok(table.version())
+}
+
+/// A table over exactly the files of `table`'s loaded snapshot. In this
+/// process, with each file's statistics from the Delta log
+/// ([`SnapshotFiles`]); on a cluster, a Parquet listing table, which Ballista
+/// ships to its scheduler and executors.
+fn snapshot_files(
+    table: &DeltaTable,
+    name: &str,
+    file_schema: SchemaRef,
+    engine: &Engine,
+) -> Result<Arc<dyn TableProvider>, QueryError> {
+    match engine {
+        Engine::Local => Ok(match SnapshotFiles::from_snapshot(table, name, Arc::clone(&file_schema))? {
+            Some(files) => Arc::new(files),
+            None => Arc::new(EmptyTable::new(file_schema)),
+        }),
+        Engine::Cluster(_) => {
+            let delta_error = |source| QueryError::Delta { table: name.into(), source };
+            let uris: Vec<String> = table.get_file_uris().map_err(delta_error)?.collect();
+            parquet_files(uris, file_schema)
+        }
+    }
 }
 
 fn without_partitions(schema: &SchemaRef, partitions: &[&str]) -> SchemaRef {

@@ -5,6 +5,7 @@ mod demo;
 mod export;
 mod forecast;
 mod location;
+mod nowcast;
 mod output;
 mod query;
 mod routes;
@@ -49,6 +50,9 @@ enum Command {
     Query(query::QueryArgs),
     /// Density per segment (or around each station) of a route, daily or hourly.
     Series(series::SeriesArgs),
+    /// How unusual a day's density is on a route: each segment's and the most
+    /// unusual cells' robust z-scores against the same weekday of eight weeks.
+    Nowcast(nowcast::NowcastArgs),
     /// Rolling-origin backtest of models on one target: forecasts.parquet,
     /// metrics.csv, series.csv and run.json, and a run in the store's backtests table.
     Backtest(forecast::BacktestArgs),
@@ -184,6 +188,7 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Query(args) => query::run(&args).await,
         Command::Series(args) => series::run(&args).await,
+        Command::Nowcast(args) => nowcast::run(&args).await,
         Command::Simulate(args) => simulate::run(&args).map(|_| ()),
         Command::Demo(args) => demo::run(&args).await,
         Command::Scheduler(args) => cluster::scheduler(&args).await,
