@@ -369,6 +369,64 @@ fn the_daily_rollup_follows_density_by_version_and_catches_up() {
 
 /// (pruned, matched) from a DataFusion pruning metric such as
 /// `row_groups_pruned_statistics=12 total → 3 matched`.
+#[test]
+fn day_filters_give_a_full_scan_s_rows_and_open_only_their_days_files() {
+    // Five days of density, one Delta file per day: every comparison of
+    // `day` with a date gives the rows a scan that nothing can prune gives
+    // (the day as text), and opens only the files of the days it keeps.
+    let dir = tempfile::tempdir().unwrap();
+    let sim = dir.path().join("sim");
+    let out =
+        stroom(&["simulate", "--out", &sim.to_string_lossy(), "--days", "5", "--buffer", "1", "--synthetic-channel"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let store = Store::open(&dir.path().join("store").to_string_lossy()).unwrap();
+    let rt = runtime();
+    rt.block_on(DensityIngest::new(Resolution::new(7).unwrap(), 15).unwrap().run(
+        &store,
+        &[sim.join("density")],
+        &|_| {},
+    ))
+    .unwrap();
+    let session = rt.block_on(QuerySession::open(&store, None)).unwrap();
+    let answer = |sql: &str| render(&rt.block_on(async { session.sql(sql).await.unwrap().collect().await.unwrap() }));
+    let plain = "SELECT count(*), sum(CAST(count AS BIGINT)), min(ts), max(ts) FROM density";
+    for (filter, text) in [
+        ("day < DATE '2023-01-03'", "CAST(day AS VARCHAR) < '2023-01-03'"),
+        ("day <= DATE '2023-01-03'", "CAST(day AS VARCHAR) <= '2023-01-03'"),
+        ("day > DATE '2023-01-03'", "CAST(day AS VARCHAR) > '2023-01-03'"),
+        ("day >= DATE '2023-01-03'", "CAST(day AS VARCHAR) >= '2023-01-03'"),
+        ("day = DATE '2023-01-03'", "CAST(day AS VARCHAR) = '2023-01-03'"),
+        ("DATE '2023-01-03' > day", "'2023-01-03' > CAST(day AS VARCHAR)"),
+        ("day BETWEEN DATE '2023-01-02' AND DATE '2023-01-03'", "CAST(day AS VARCHAR) IN ('2023-01-02', '2023-01-03')"),
+        ("day = DATE '2023-01-03' OR cell < 0", "CAST(day AS VARCHAR) = '2023-01-03' OR cell < 0"),
+        ("day < DATE '1999-01-01'", "CAST(day AS VARCHAR) < '1999-01-01'"),
+    ] {
+        assert_eq!(answer(&format!("{plain} WHERE {filter}")), answer(&format!("{plain} WHERE {text}")), "{filter}");
+    }
+    let files = |filter: &str| {
+        let plan = render(&rt.block_on(async {
+            let sql = format!("EXPLAIN ANALYZE SELECT cell, ts, count FROM density WHERE {filter}");
+            session.context().sql(&sql).await.unwrap().collect().await.unwrap()
+        }))
+        .join("\n");
+        // No scan at all when no file can match.
+        let Some(at) = plan.find("files_opened=") else {
+            assert!(plan.contains("EmptyExec"), "{plan}");
+            return 0;
+        };
+        plan[at + 13..].split(|c: char| !c.is_ascii_digit()).next().unwrap().parse::<u64>().unwrap()
+    };
+    // Each file holds one day: the days' files add up to the table's, and a
+    // range opens the files of its days only.
+    let table = rt.block_on(store.table(stroom_store::TableName::Density)).unwrap().unwrap();
+    let every = table.get_file_uris().unwrap().count() as u64;
+    let days: Vec<u64> = (1..=5).map(|d| files(&format!("day = DATE '2023-01-0{d}'"))).collect();
+    assert!(days.iter().all(|&n| n >= 1 && n < every), "{days:?} of {every}");
+    assert_eq!(days.iter().sum::<u64>(), every, "{days:?}");
+    assert_eq!(files("day >= DATE '2023-01-04'"), days[3] + days[4]);
+    assert_eq!(files("day < DATE '1999-01-01'"), 0);
+}
+
 fn metric(plan: &str, name: &str) -> (u64, u64) {
     let at = plan.find(name).unwrap_or_else(|| panic!("no {name} in\n{plan}"));
     let text = &plan[at + name.len() + 1..];

@@ -6,26 +6,25 @@
 //! A plain listing table learns a file's size with a request per file and
 //! its statistics by reading every footer before it can skip a file; the
 //! Delta log already holds both. So a scan here keeps only the files whose
-//! log statistics can satisfy the query's filters, and opens nothing else.
-//! A filter on the derived `day` column (`CAST(ts AS DATE)`, which no
-//! statistics answer) also yields the range of `ts` it implies, so that day
-//! filters skip files too.
+//! log statistics can satisfy the query's filters, and opens nothing else
+//! (filters on the derived `day` reach it as ranges of `ts`, see
+//! `day_filter`).
 //!
 //! The statistics are used as bounds, never as answers: a timestamp's
 //! maximum (kept to the millisecond in the log) is rounded up, and string
 //! bounds (which Delta writers may truncate) are not used at all. A file the
 //! log holds no statistics for is always read.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use datafusion::arrow::array::{Array, AsArray, RecordBatch};
-use datafusion::arrow::datatypes::{DataType, Int64Type, SchemaRef, TimeUnit};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch, UInt64Array};
+use datafusion::arrow::datatypes::{DataType, Int64Type, SchemaRef};
 use datafusion::catalog::{Session, TableProvider};
-use datafusion::common::pruning::PrunableStatistics;
+use datafusion::common::pruning::PruningStatistics;
 use datafusion::common::stats::Precision;
-use datafusion::common::{ColumnStatistics, DFSchema, ScalarValue, Statistics, project_schema};
+use datafusion::common::{Column, ColumnStatistics, DFSchema, ScalarValue, Statistics, project_schema};
 use datafusion::datasource::TableType;
 use datafusion::datasource::file_format::FileFormat;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
@@ -35,7 +34,7 @@ use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder};
 use datafusion::datasource::table_schema::TableSchema;
 use datafusion::error::Result;
 use datafusion::logical_expr::utils::conjunction;
-use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPushDown, col, lit};
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_optimizer::pruning::PruningPredicateBuilder;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
@@ -50,9 +49,6 @@ pub(crate) struct SnapshotFiles {
     url: ObjectStoreUrl,
     files: Vec<PartitionedFile>,
 }
-
-/// Microseconds in a day.
-const DAY_MICROS: i64 = 86_400_000_000;
 
 impl SnapshotFiles {
     /// The files of `table`'s loaded snapshot, read as `schema` (the columns
@@ -93,9 +89,7 @@ impl SnapshotFiles {
 
     /// The files whose statistics can satisfy every filter.
     fn pruned(&self, state: &dyn Session, filters: &[Expr]) -> Result<Vec<PartitionedFile>> {
-        let mut all = filters.to_vec();
-        all.extend(filters.iter().filter_map(|filter| implied_ts_range(filter, &self.schema)));
-        let Some(predicate) = conjunction(all) else { return Ok(self.files.clone()) };
+        let Some(predicate) = conjunction(filters.to_vec()) else { return Ok(self.files.clone()) };
         let df_schema = DFSchema::try_from(Arc::clone(&self.schema))?;
         let predicate = state.create_physical_expr(predicate, &df_schema)?;
         let Some(pruning) = PruningPredicateBuilder::new().with_file_schema(Arc::clone(&self.schema)).build(predicate)
@@ -103,12 +97,7 @@ impl SnapshotFiles {
             // Nothing to prune by (or a predicate statistics cannot answer).
             return Ok(self.files.clone());
         };
-        let statistics = self
-            .files
-            .iter()
-            .map(|file| file.statistics.clone().unwrap_or_else(|| Arc::new(Statistics::new_unknown(&self.schema))))
-            .collect();
-        let keep = pruning.prune(&PrunableStatistics::new(statistics, Arc::clone(&self.schema)))?;
+        let keep = pruning.prune(&FileBounds { files: &self.files, schema: &self.schema })?;
         Ok(self.files.iter().zip(keep).filter(|(_, keep)| *keep).map(|(file, _)| file.clone()).collect())
     }
 }
@@ -152,6 +141,69 @@ impl TableProvider for SnapshotFiles {
             .with_limit(limit)
             .build();
         format.create_physical_plan(state, config).await
+    }
+}
+
+/// The files' bounds for pruning. DataFusion's own `PrunableStatistics`
+/// uses exact values only; a file's minimum and maximum here are bounds
+/// (inexact, since the log rounds timestamps), which is all pruning needs.
+struct FileBounds<'a> {
+    files: &'a [PartitionedFile],
+    schema: &'a SchemaRef,
+}
+
+impl FileBounds<'_> {
+    fn column<T>(&self, column: &Column, value: impl Fn(&ColumnStatistics) -> Option<T>) -> Option<Vec<Option<T>>> {
+        let index = self.schema.index_of(column.name()).ok()?;
+        let values: Vec<Option<T>> = self
+            .files
+            .iter()
+            .map(|file| file.statistics.as_ref().and_then(|s| s.column_statistics.get(index)).and_then(&value))
+            .collect();
+        values.iter().any(Option::is_some).then_some(values)
+    }
+
+    fn bounds(
+        &self,
+        column: &Column,
+        bound: impl Fn(&ColumnStatistics) -> &Precision<ScalarValue>,
+    ) -> Option<ArrayRef> {
+        let data_type = self.schema.field_with_name(column.name()).ok()?.data_type().clone();
+        let values = self.column(column, |stats| bound(stats).get_value().cloned())?;
+        let null = ScalarValue::try_from(&data_type).ok()?;
+        ScalarValue::iter_to_array(values.into_iter().map(|v| v.unwrap_or_else(|| null.clone()))).ok()
+    }
+}
+
+impl PruningStatistics for FileBounds<'_> {
+    fn min_values(&self, column: &Column) -> Option<ArrayRef> {
+        self.bounds(column, |stats| &stats.min_value)
+    }
+
+    fn max_values(&self, column: &Column) -> Option<ArrayRef> {
+        self.bounds(column, |stats| &stats.max_value)
+    }
+
+    fn num_containers(&self) -> usize {
+        self.files.len()
+    }
+
+    fn null_counts(&self, column: &Column) -> Option<ArrayRef> {
+        let counts = self.column(column, |stats| stats.null_count.get_value().map(|n| *n as u64))?;
+        Some(Arc::new(UInt64Array::from(counts)))
+    }
+
+    fn row_counts(&self) -> Option<ArrayRef> {
+        let counts: Vec<Option<u64>> = self
+            .files
+            .iter()
+            .map(|file| file.statistics.as_ref().and_then(|s| s.num_rows.get_value()).map(|n| *n as u64))
+            .collect();
+        Some(Arc::new(UInt64Array::from(counts)))
+    }
+
+    fn contained(&self, _: &Column, _: &HashSet<ScalarValue>) -> Option<BooleanArray> {
+        None
     }
 }
 
@@ -221,117 +273,10 @@ fn round_up_millis(value: ScalarValue) -> ScalarValue {
     }
 }
 
-/// The range of `ts` that a comparison of `CAST(ts AS DATE)` with a date
-/// implies (`ts` a UTC microsecond timestamp), as an extra filter: days are
-/// UTC days, so `CAST(ts AS DATE) < D` holds exactly when `ts < D 00:00`.
-fn implied_ts_range(filter: &Expr, schema: &SchemaRef) -> Option<Expr> {
-    let Expr::BinaryExpr(BinaryExpr { left, op, right }) = filter else { return None };
-    let (column, op, day) = match (day_of(left), literal_day(right), day_of(right), literal_day(left)) {
-        (Some(column), Some(day), _, _) => (column, *op, day),
-        (_, _, Some(column), Some(day)) => (column, op.swap()?, day),
-        _ => return None,
-    };
-    let field = schema.field_with_name(&column).ok()?;
-    let DataType::Timestamp(TimeUnit::Microsecond, tz) = field.data_type() else { return None };
-    if !tz.as_deref().is_none_or(|tz| matches!(tz, "UTC" | "+00:00" | "Z")) {
-        return None;
-    }
-    let at = |day: i64| lit(ScalarValue::TimestampMicrosecond(Some(day * DAY_MICROS), tz.clone()));
-    let ts = col(datafusion::common::Column::new_unqualified(column));
-    Some(match op {
-        Operator::Lt => ts.lt(at(day)),
-        Operator::LtEq => ts.lt(at(day + 1)),
-        Operator::Gt => ts.gt_eq(at(day + 1)),
-        Operator::GtEq => ts.gt_eq(at(day)),
-        Operator::Eq => ts.clone().gt_eq(at(day)).and(ts.lt(at(day + 1))),
-        _ => return None,
-    })
-}
-
-/// The column `C` of `CAST(C AS DATE)`.
-fn day_of(expr: &Expr) -> Option<String> {
-    let (inner, data_type) = match expr {
-        Expr::Cast(cast) => (&cast.expr, cast.field.data_type()),
-        Expr::TryCast(cast) => (&cast.expr, cast.field.data_type()),
-        _ => return None,
-    };
-    match (inner.as_ref(), data_type) {
-        (Expr::Column(column), DataType::Date32) => Some(column.name.clone()),
-        _ => None,
-    }
-}
-
-/// Days since 1970-01-01 of a date literal.
-fn literal_day(expr: &Expr) -> Option<i64> {
-    match expr {
-        Expr::Literal(ScalarValue::Date32(Some(day)), _) => Some(i64::from(*day)),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use datafusion::arrow::datatypes::{Field, Schema};
-    use datafusion::logical_expr::cast;
-
-    fn schema() -> SchemaRef {
-        Arc::new(Schema::new(vec![
-            Field::new("cell", DataType::UInt64, false),
-            Field::new("ts", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), false),
-        ]))
-    }
-
-    fn day_cmp(op: Operator, day: i32) -> Expr {
-        Expr::BinaryExpr(BinaryExpr::new(
-            Box::new(cast(col("ts"), DataType::Date32)),
-            op,
-            Box::new(lit(ScalarValue::Date32(Some(day)))),
-        ))
-    }
-
-    fn at(day: i64) -> Expr {
-        lit(ScalarValue::TimestampMicrosecond(Some(day * DAY_MICROS), Some("UTC".into())))
-    }
-
-    #[test]
-    fn day_comparisons_imply_ts_ranges() {
-        let s = schema();
-        assert_eq!(implied_ts_range(&day_cmp(Operator::Lt, 10), &s), Some(col("ts").lt(at(10))));
-        assert_eq!(implied_ts_range(&day_cmp(Operator::LtEq, 10), &s), Some(col("ts").lt(at(11))));
-        assert_eq!(implied_ts_range(&day_cmp(Operator::Gt, 10), &s), Some(col("ts").gt_eq(at(11))));
-        assert_eq!(implied_ts_range(&day_cmp(Operator::GtEq, 10), &s), Some(col("ts").gt_eq(at(10))));
-        assert_eq!(
-            implied_ts_range(&day_cmp(Operator::Eq, 10), &s),
-            Some(col("ts").gt_eq(at(10)).and(col("ts").lt(at(11))))
-        );
-        assert_eq!(implied_ts_range(&day_cmp(Operator::NotEq, 10), &s), None);
-        // The literal on the left: DATE 10 > CAST(ts AS DATE) is ts < day 10.
-        let swapped = Expr::BinaryExpr(BinaryExpr::new(
-            Box::new(lit(ScalarValue::Date32(Some(10)))),
-            Operator::Gt,
-            Box::new(cast(col("ts"), DataType::Date32)),
-        ));
-        assert_eq!(implied_ts_range(&swapped, &s), Some(col("ts").lt(at(10))));
-        // Days before 1970 are negative.
-        assert_eq!(implied_ts_range(&day_cmp(Operator::Lt, -3), &s), Some(col("ts").lt(at(-3))));
-    }
-
-    #[test]
-    fn only_utc_timestamps_imply_ranges() {
-        let local = Arc::new(Schema::new(vec![Field::new(
-            "ts",
-            DataType::Timestamp(TimeUnit::Microsecond, Some("Europe/Rome".into())),
-            false,
-        )]));
-        assert_eq!(implied_ts_range(&day_cmp(Operator::Lt, 10), &local), None);
-        let cell = Expr::BinaryExpr(BinaryExpr::new(
-            Box::new(cast(col("cell"), DataType::Date32)),
-            Operator::Lt,
-            Box::new(lit(ScalarValue::Date32(Some(10)))),
-        ));
-        assert_eq!(implied_ts_range(&cell, &schema()), None);
-    }
+    use datafusion::arrow::datatypes::TimeUnit;
 
     #[test]
     fn timestamp_maxima_are_rounded_up_to_their_millisecond() {

@@ -15,6 +15,7 @@
 //!   SQL.
 //! - [`cluster`]: the same plans on a Ballista cluster.
 //! - `files`: the table over one snapshot's files with their log statistics.
+//! - `day_filter`: filters on `day` rewritten as ranges of `ts`.
 //! - `h3_udf`: the eleven H3 functions ([`h3_functions`]), stateless and
 //!   registered by [`register_h3_functions`] on any `FunctionRegistry`.
 //! - `series`: the segment, station and cell series, pruned by cell ranges
@@ -23,6 +24,7 @@
 //! Every failure is a [`QueryError`].
 
 pub mod cluster;
+mod day_filter;
 mod error;
 mod files;
 mod h3_udf;

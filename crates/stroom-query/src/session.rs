@@ -31,6 +31,7 @@ use stroom_store::{
     forecasts_schema,
 };
 
+use crate::day_filter::DayComparisons;
 use crate::files::SnapshotFiles;
 use crate::{QueryError, register_h3_functions};
 
@@ -106,6 +107,7 @@ impl QuerySession {
             Engine::Local => SessionContext::new_with_state(state),
             Engine::Cluster(url) => crate::cluster::remote_context(url, state).await?,
         };
+        ctx.add_optimizer_rule(Arc::new(DayComparisons));
         let mut versions = BTreeMap::new();
         let mut run_versions = BTreeMap::new();
         let mut daily_version = None;
