@@ -193,23 +193,32 @@ fn h3_functions_match_the_reference_fixtures() {
     }
 }
 
-#[test]
-fn route_series_prune_row_groups_and_match_a_full_scan() {
-    // Three days of simulated density on every route, ingested; the Channel
-    // route's segment series must skip row groups of the other corridors.
+/// A store holding `days` days of simulated density on every route (the
+/// Channel route synthetic), ingested at resolution 7 with k = 15, in a
+/// folder that lives as long as the returned guard.
+fn simulated_density(days: u32, rt: &tokio::runtime::Runtime) -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
     let sim = dir.path().join("sim");
+    let days = days.to_string();
     let out =
-        stroom(&["simulate", "--out", &sim.to_string_lossy(), "--days", "3", "--buffer", "1", "--synthetic-channel"]);
+        stroom(&["simulate", "--out", &sim.to_string_lossy(), "--days", &days, "--buffer", "1", "--synthetic-channel"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let store = Store::open(&dir.path().join("store").to_string_lossy()).unwrap();
-    let rt = runtime();
     rt.block_on(DensityIngest::new(Resolution::new(7).unwrap(), 15).unwrap().run(
         &store,
         &[sim.join("density")],
         &|_| {},
     ))
     .unwrap();
+    (dir, store)
+}
+
+#[test]
+fn route_series_prune_row_groups_and_match_a_full_scan() {
+    // Three days of simulated density on every route, ingested; the Channel
+    // route's segment series must skip row groups of the other corridors.
+    let rt = runtime();
+    let (_dir, store) = simulated_density(3, &rt);
     let text = std::fs::read_to_string(repo_root().join("data/routes/channel.geojson")).unwrap();
     let route = Route::from_geojson("channel", &text).unwrap();
     let cells = route.cells(Resolution::new(7).unwrap(), 2).unwrap();
@@ -367,26 +376,13 @@ fn the_daily_rollup_follows_density_by_version_and_catches_up() {
     assert_eq!(per_cell(&rebuilt), series);
 }
 
-/// (pruned, matched) from a DataFusion pruning metric such as
-/// `row_groups_pruned_statistics=12 total → 3 matched`.
 #[test]
 fn day_filters_give_a_full_scan_s_rows_and_open_only_their_days_files() {
     // Five days of density, one Delta file per day: every comparison of
     // `day` with a date gives the rows a scan that nothing can prune gives
     // (the day as text), and opens only the files of the days it keeps.
-    let dir = tempfile::tempdir().unwrap();
-    let sim = dir.path().join("sim");
-    let out =
-        stroom(&["simulate", "--out", &sim.to_string_lossy(), "--days", "5", "--buffer", "1", "--synthetic-channel"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let store = Store::open(&dir.path().join("store").to_string_lossy()).unwrap();
     let rt = runtime();
-    rt.block_on(DensityIngest::new(Resolution::new(7).unwrap(), 15).unwrap().run(
-        &store,
-        &[sim.join("density")],
-        &|_| {},
-    ))
-    .unwrap();
+    let (_dir, store) = simulated_density(5, &rt);
     let session = rt.block_on(QuerySession::open(&store, None)).unwrap();
     let answer = |sql: &str| render(&rt.block_on(async { session.sql(sql).await.unwrap().collect().await.unwrap() }));
     let plain = "SELECT count(*), sum(CAST(count AS BIGINT)), min(ts), max(ts) FROM density";
@@ -427,6 +423,8 @@ fn day_filters_give_a_full_scan_s_rows_and_open_only_their_days_files() {
     assert_eq!(files("day < DATE '1999-01-01'"), 0);
 }
 
+/// (pruned, matched) from a DataFusion pruning metric such as
+/// `row_groups_pruned_statistics=12 total → 3 matched`.
 fn metric(plan: &str, name: &str) -> (u64, u64) {
     let at = plan.find(name).unwrap_or_else(|| panic!("no {name} in\n{plan}"));
     let text = &plan[at + name.len() + 1..];
