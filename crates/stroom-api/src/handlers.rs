@@ -569,8 +569,8 @@ pub(crate) async fn route_nowcast(
     let mut nowcast = state.backend.nowcast(route, date, cells).await?;
     let k = nowcast.k;
     for entries in [&mut nowcast.segments, &mut nowcast.cells] {
-        above_k(entries, k, |e| e.devices);
-        entries.retain(|e| e.baseline >= f64::from(k));
+        // The baseline is a median of counts: below k, it is dropped too.
+        above_k(entries, k, |e| e.devices.min(e.baseline.floor() as i64));
     }
     Ok(axum::Json(nowcast).into_response())
 }

@@ -11,24 +11,19 @@
 //! stored counts, so none is below k. The arrivals forecast of the models
 //! is the briefing's chart and table.
 
-use std::collections::BTreeMap;
-
 use chrono::{Duration, NaiveDate, Utc};
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
-use datafusion::arrow::datatypes::{Date32Type, Float64Type, Int32Type, Int64Type, TimestampMicrosecondType};
+use datafusion::arrow::datatypes::{Date32Type, Float64Type, Int32Type, TimestampMicrosecondType};
 use serde_json::Value;
 use stroom_api::MapFormat;
-use stroom_core::{Cell, DEFAULT_BUFFER_RINGS, DEFAULT_ROUTE_RESOLUTION, Resolution, Route, days_to_date};
+use stroom_core::{DEFAULT_BUFFER_RINGS, DEFAULT_ROUTE_RESOLUTION, Resolution, Route, days_to_date};
 use stroom_maps::{Accuracy, Briefing, CellValue, ForecastPoint, MapSpec, Nowcast, UnusualSegment};
 use stroom_query::{Engine, QuerySession};
 use stroom_store::{Store, TableName};
 
 use crate::error::{PipelineError, Result};
+use crate::nowcast::{MIN_WEEKS, NOWCAST_WEEKS, WeekdayHistory};
 
-/// Weeks of same-weekday history behind a cell's value.
-const BASELINE_WEEKS: i64 = 8;
-/// Fewest reported weeks for a cell to show a value.
-const MIN_WEEKS: usize = 4;
 /// Days of observed arrivals in the briefing's chart.
 const OBSERVED_DAYS: i64 = 42;
 /// Width of PNG maps, in pixels.
@@ -98,29 +93,14 @@ fn quantile(sorted: &[f64], q: f64) -> f64 {
 async fn cell_values(session: &QuerySession, route: &Route, date: NaiveDate) -> Result<Vec<CellValue>> {
     let resolution = Resolution::new(i64::from(DEFAULT_ROUTE_RESOLUTION))?;
     let cells = route.cells(resolution, DEFAULT_BUFFER_RINGS)?;
-    let mut days: BTreeMap<i64, BTreeMap<NaiveDate, f64>> = BTreeMap::new();
-    if session.has_table("density") {
-        let from = date - Duration::days(7 * BASELINE_WEEKS);
-        let all: Vec<Cell> = cells.segments.iter().flat_map(|s| s.cells.iter().copied()).collect();
-        let batches = session.cell_day_series(&all, from, date + Duration::days(1)).await?;
-        for b in &batches {
-            let ids = b.column(0).as_primitive::<Int64Type>();
-            let dates = b.column(1).as_primitive::<Date32Type>();
-            let devices = b.column(2).as_primitive::<Int64Type>();
-            for r in 0..b.num_rows() {
-                days.entry(ids.value(r)).or_default().insert(days_to_date(dates.value(r)), devices.value(r) as f64);
-            }
-        }
-    }
+    let history =
+        if session.has_table("density") { Some(WeekdayHistory::read(session, &cells, date).await?) } else { None };
     let mut values = Vec::new();
     for segment in &cells.segments {
         for cell in &segment.cells {
-            let known = days.get(&(cell.to_u64() as i64));
-            let mut weeks: Vec<f64> = (1..=BASELINE_WEEKS)
-                .filter_map(|w| known.and_then(|k| k.get(&(date - Duration::days(7 * w)))).copied())
-                .collect();
+            let days = history.as_ref().map_or([None; NOWCAST_WEEKS + 1], |h| h.of(*cell));
+            let mut weeks: Vec<f64> = days[..NOWCAST_WEEKS].iter().flatten().copied().collect();
             weeks.sort_by(f64::total_cmp);
-            let observed = known.and_then(|k| k.get(&date)).copied();
             let shown = weeks.len() >= MIN_WEEKS;
             values.push(CellValue {
                 cell: *cell,
@@ -128,7 +108,7 @@ async fn cell_values(session: &QuerySession, route: &Route, date: NaiveDate) -> 
                 mean: shown.then(|| quantile(&weeks, 0.5)),
                 q10: shown.then(|| quantile(&weeks, 0.1)),
                 q90: shown.then(|| quantile(&weeks, 0.9)),
-                observed,
+                observed: days[NOWCAST_WEEKS],
                 suppressed: !shown,
             });
         }
@@ -168,8 +148,8 @@ async fn accuracy(store: &Store, target: &str, model: &str) -> Result<Option<Acc
 /// The nowcast of the route's latest day for the briefing, its segments
 /// by their names; `None` when the store cannot score that day.
 async fn briefing_nowcast(store: &Store, route: &Route) -> Result<Option<Nowcast>> {
-    let nowcast = match crate::nowcast::nowcast(store, &Engine::Local, route, None, 0).await {
-        Ok(nowcast) => nowcast,
+    let (date, nowcast) = match crate::nowcast::score(store, &Engine::Local, route, None, 0).await {
+        Ok(scored) => scored,
         Err(PipelineError::Missing(_)) => return Ok(None),
         Err(error) => return Err(error),
     };
@@ -183,9 +163,7 @@ async fn briefing_nowcast(store: &Store, route: &Route) -> Result<Option<Nowcast
             z: s.z,
         })
         .collect();
-    let date =
-        NaiveDate::parse_from_str(&nowcast.date, "%Y-%m-%d").map_err(|e| PipelineError::Missing(e.to_string()))?;
-    Ok(Some(Nowcast { date, weeks: nowcast.baseline_weeks as usize, segments }))
+    Ok(Some(Nowcast { date, weeks: NOWCAST_WEEKS, segments }))
 }
 
 /// A route's map or briefing page for a forecast day.

@@ -16,7 +16,7 @@ use chrono::{Datelike, Duration, NaiveDate};
 use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::datatypes::{Date32Type, Int64Type};
 use stroom_api::{NowcastEntry, RouteNowcast};
-use stroom_core::{DEFAULT_BUFFER_RINGS, DEFAULT_ROUTE_RESOLUTION, Resolution, Route, days_to_date};
+use stroom_core::{Cell, DEFAULT_BUFFER_RINGS, DEFAULT_ROUTE_RESOLUTION, Resolution, Route, RouteCells, days_to_date};
 use stroom_model::robust_score;
 use stroom_query::{Engine, QuerySession};
 use stroom_store::Store;
@@ -26,8 +26,8 @@ use crate::error::{PipelineError, Result};
 /// Weeks of same-weekday history a nowcast compares the day with.
 pub const NOWCAST_WEEKS: usize = 8;
 
-/// Same weekdays that must be known for a score.
-const MIN_HISTORY: usize = 4;
+/// Same weekdays that must be known for a score (or a map cell's value).
+pub(crate) const MIN_WEEKS: usize = 4;
 
 /// The nowcast of `route` on `date` (the latest day the store holds when
 /// `None`): every segment, most unusual first, and the `cells` most unusual
@@ -39,6 +39,17 @@ pub async fn nowcast(
     date: Option<NaiveDate>,
     cells: usize,
 ) -> Result<RouteNowcast> {
+    Ok(score(store, engine, route, date, cells).await?.1)
+}
+
+/// [`nowcast`], with the day it scored.
+pub(crate) async fn score(
+    store: &Store,
+    engine: &Engine,
+    route: &Route,
+    date: Option<NaiveDate>,
+    cells: usize,
+) -> Result<(NaiveDate, RouteNowcast)> {
     let k = store.privacy_k().await?;
     let session = QuerySession::open_on(store, None, engine).await?;
     if !session.has_table("density") {
@@ -50,39 +61,18 @@ pub async fn nowcast(
     };
     let resolution = Resolution::new(i64::from(DEFAULT_ROUTE_RESOLUTION))?;
     let route_cells = route.cells(resolution, DEFAULT_BUFFER_RINGS)?;
-    let first = day - Duration::weeks(NOWCAST_WEEKS as i64);
-    let all: Vec<_> = route_cells.segments.iter().flat_map(|s| s.cells.iter().copied()).collect();
-    let batches = session.cell_day_series(&all, first, day + Duration::days(1)).await?;
-
-    // Per cell: the devices on each same weekday (index 0 the oldest week,
-    // NOWCAST_WEEKS the day itself); and the days the store covers.
-    let mut found: HashMap<i64, [f64; NOWCAST_WEEKS + 1]> = HashMap::new();
-    let mut covered = [false; NOWCAST_WEEKS + 1];
-    for batch in &batches {
-        let ids = batch.column(0).as_primitive::<Int64Type>();
-        let dates = batch.column(1).as_primitive::<Date32Type>();
-        let devices = batch.column(2).as_primitive::<Int64Type>();
-        for i in 0..batch.num_rows() {
-            let date = days_to_date(dates.value(i));
-            let offset = (date - first).num_days();
-            if offset % 7 != 0 {
-                continue;
-            }
-            let week = (offset / 7) as usize;
-            covered[week] = true;
-            found.entry(ids.value(i)).or_insert([0.0; NOWCAST_WEEKS + 1])[week] = devices.value(i) as f64;
-        }
-    }
-    if !covered[NOWCAST_WEEKS] {
+    let history = WeekdayHistory::read(&session, &route_cells, day).await?;
+    if !history.covered[NOWCAST_WEEKS] {
         return Err(PipelineError::Missing(format!("the store holds no density on route '{}' on {day}", route.id)));
     }
-    let series_of = |cell: i64| -> [f64; NOWCAST_WEEKS + 1] {
-        let values = found.get(&cell);
-        std::array::from_fn(|w| if covered[w] { values.map_or(0.0, |v| v[w]) } else { f64::NAN })
+    // A covered day without a row had every hour suppressed: zero.
+    let series_of = |cell: Cell| -> [f64; NOWCAST_WEEKS + 1] {
+        let values = history.of(cell);
+        std::array::from_fn(|w| if history.covered[w] { values[w].unwrap_or(0.0) } else { f64::NAN })
     };
     let entry = |name: String, segment: Option<String>, series: &[f64; NOWCAST_WEEKS + 1]| {
         let value = series[NOWCAST_WEEKS];
-        let score = robust_score(&series[..NOWCAST_WEEKS], value, MIN_HISTORY)?;
+        let score = robust_score(&series[..NOWCAST_WEEKS], value, MIN_WEEKS)?;
         if value < f64::from(k) || score.baseline < f64::from(k) {
             return None;
         }
@@ -102,7 +92,7 @@ pub async fn nowcast(
     for segment in &route_cells.segments {
         let mut total = [0.0; NOWCAST_WEEKS + 1];
         for cell in &segment.cells {
-            let series = series_of(cell.to_u64() as i64);
+            let series = series_of(*cell);
             for (sum, value) in total.iter_mut().zip(series) {
                 *sum += value;
             }
@@ -116,16 +106,59 @@ pub async fn nowcast(
     segments.sort_by(most_unusual);
     scored_cells.sort_by(most_unusual);
     scored_cells.truncate(cells);
-    Ok(RouteNowcast {
-        route: route.id.clone(),
-        date: day.to_string(),
-        weekday: day.weekday().to_string(),
-        baseline_weeks: NOWCAST_WEEKS as u32,
-        k,
-        vintage: session.versions().iter().map(|(name, v)| ((*name).to_owned(), *v)).collect::<BTreeMap<_, _>>(),
-        segments,
-        cells: scored_cells,
-    })
+    Ok((
+        day,
+        RouteNowcast {
+            route: route.id.clone(),
+            date: day.to_string(),
+            weekday: day.weekday().to_string(),
+            baseline_weeks: NOWCAST_WEEKS as u32,
+            k,
+            vintage: session.versions().iter().map(|(name, v)| ((*name).to_owned(), *v)).collect::<BTreeMap<_, _>>(),
+            segments,
+            cells: scored_cells,
+        },
+    ))
+}
+
+/// Each route cell's devices on the same weekday of the [`NOWCAST_WEEKS`]
+/// weeks before a day (index 0 the oldest) and on the day itself (index
+/// [`NOWCAST_WEEKS`]), `None` where the cell has no row; and which of those
+/// days the store covers on the route. The nowcast and the map's cells read
+/// it.
+pub(crate) struct WeekdayHistory {
+    cells: HashMap<i64, [Option<f64>; NOWCAST_WEEKS + 1]>,
+    pub(crate) covered: [bool; NOWCAST_WEEKS + 1],
+}
+
+impl WeekdayHistory {
+    pub(crate) async fn read(session: &QuerySession, route_cells: &RouteCells, day: NaiveDate) -> Result<Self> {
+        let first = day - Duration::weeks(NOWCAST_WEEKS as i64);
+        let all: Vec<Cell> = route_cells.segments.iter().flat_map(|s| s.cells.iter().copied()).collect();
+        let batches = session.cell_day_series(&all, first, day + Duration::days(1)).await?;
+        let mut history = Self { cells: HashMap::new(), covered: [false; NOWCAST_WEEKS + 1] };
+        for batch in &batches {
+            let ids = batch.column(0).as_primitive::<Int64Type>();
+            let dates = batch.column(1).as_primitive::<Date32Type>();
+            let devices = batch.column(2).as_primitive::<Int64Type>();
+            for i in 0..batch.num_rows() {
+                let offset = (days_to_date(dates.value(i)) - first).num_days();
+                if offset % 7 != 0 {
+                    continue;
+                }
+                let week = (offset / 7) as usize;
+                history.covered[week] = true;
+                history.cells.entry(ids.value(i)).or_insert([None; NOWCAST_WEEKS + 1])[week] =
+                    Some(devices.value(i) as f64);
+            }
+        }
+        Ok(history)
+    }
+
+    /// A cell's devices on each of the days.
+    pub(crate) fn of(&self, cell: Cell) -> [Option<f64>; NOWCAST_WEEKS + 1] {
+        self.cells.get(&(cell.to_u64() as i64)).copied().unwrap_or([None; NOWCAST_WEEKS + 1])
+    }
 }
 
 /// The latest day the density table holds.
