@@ -5,7 +5,7 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use stroom_core::{DEFAULT_BUFFER_RINGS, DEFAULT_ROUTE_RESOLUTION, Resolution, Route};
-use stroom_maps::{CellValue, MapSpec};
+use stroom_maps::{CellValue, Layer, MapSpec};
 
 const ROUTES: [(&str, &str); 4] = [
     ("central-mediterranean", include_str!("../data/routes/central-mediterranean.geojson")),
@@ -29,6 +29,7 @@ fn spec(route: &Route) -> MapSpec<'_> {
                 q10: Some(mean * 0.7),
                 q90: Some(mean * 1.4),
                 observed: None,
+                z: None,
                 suppressed: values.len() % 9 == 4,
             });
         }
@@ -42,6 +43,8 @@ fn spec(route: &Route) -> MapSpec<'_> {
         uncertainty: "Benchmark values, not a forecast.".into(),
         value_label: "devices per cell and day".into(),
         cells: values,
+        alert_stations: Vec::new(),
+        layer: Layer::Forecast,
     }
 }
 

@@ -920,7 +920,7 @@ struct Server {
 #[pymethods]
 impl Server {
     #[new]
-    #[pyo3(signature = (store, keys, addr="127.0.0.1:0".to_owned(), audit=None, storage_options=None, routes=None))]
+    #[pyo3(signature = (store, keys, addr="127.0.0.1:0".to_owned(), audit=None, storage_options=None, routes=None, capacities=None))]
     fn new(
         py: Python<'_>,
         store: PathBuf,
@@ -929,8 +929,14 @@ impl Server {
         audit: Option<PathBuf>,
         storage_options: Option<BTreeMap<String, String>>,
         routes: Option<PathBuf>,
+        capacities: Option<PathBuf>,
     ) -> PyResult<Self> {
         let location = path_text(store);
+        let capacities = match capacities {
+            Some(path) => stroom_pipeline::Capacities::load(&path)
+                .map_err(|e| StroomError::new_err(stroom_pipeline::chain_text(&e)))?,
+            None => stroom_pipeline::Capacities::default(),
+        };
         let options: StorageOptions = storage_options.unwrap_or_default().into_iter().collect();
         let routes = routes_arg(routes)?;
         let key_file =
@@ -965,8 +971,10 @@ impl Server {
                     };
                     let local = listener.local_addr().map_err(|e| e.to_string())?;
                     let _ = ready_tx.send(Ok(format!("http://{local}")));
-                    let backend =
-                        Arc::new(stroom_pipeline::StoreBackend::new(location, options, Engine::Local, routes));
+                    let backend = Arc::new(
+                        stroom_pipeline::StoreBackend::new(location, options, Engine::Local, routes)
+                            .with_capacities(capacities, stroom_pipeline::DEFAULT_ALERT_LEVEL),
+                    );
                     let config =
                         stroom_api::ApiConfig { keys: key_file, audit_log: audit, ..stroom_api::ApiConfig::default() };
                     stroom_api::serve(listener, backend, config, async move {

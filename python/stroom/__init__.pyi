@@ -386,11 +386,15 @@ class Server:
         audit: Optional[_Path] = None,
         storage_options: Optional[Dict[str, str]] = None,
         routes: Optional[_Path] = None,
+        capacities: Optional[_Path] = None,
     ) -> None:
         """Starts serving ``store`` with the keys in ``keys`` (read once, at
         start); port 0 picks a free port. ``audit`` is the JSON-lines audit
-        log. Raises StoreError when there is no store, StroomError for an
-        unreadable key file or an address in use."""
+        log. ``capacities`` is the station capacity file (TOML, as ``stroom
+        serve --capacities``), created by the first capacity set through the
+        API; capacities are kept in memory only when it is None. Raises
+        StoreError when there is no store, StroomError for an unreadable key
+        or capacity file or an address in use."""
     @property
     def url(self) -> str:
         """``http://127.0.0.1:PORT``."""
@@ -448,6 +452,17 @@ class Client:
     def nowcast(self, route: str, date: Optional[_Date] = None, cells: Optional[int] = None) -> Dict[str, Any]:
         """``GET /v1/routes/{route}/nowcast``: how unusual the day's density is
         per segment and, for analyst keys, for the most unusual cells."""
+    def alerts(self, status: Literal["open", "closed", "all"] = "open", station: Optional[str] = None) -> pyarrow.Table:
+        """``GET /v1/alerts``: one row per capacity alert of the key's
+        stations (``station``, ``date``, ``window``, ``capacity``,
+        ``probability``, ``tail``, ``expected_excess``, ``median``,
+        ``run_id``, ``status``, ``opened_by``, ``opened_at``, ``closed_by``,
+        ``closed_at``, ``closed_because``); ``level`` and ``capacities`` in
+        the schema metadata."""
+    def set_capacity(
+        self, station: str, daily: Optional[float] = None, weekly: Optional[float] = None
+    ) -> Dict[str, Any]:
+        """``PUT /v1/stations/{station}/capacity`` (admin): the capacity now in force."""
     def map(
         self, route: str, format: Literal["geojson", "svg", "png"] = "geojson", date: Optional[_Date] = None
     ) -> Union[Dict[str, Any], str, bytes]:

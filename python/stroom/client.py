@@ -55,6 +55,27 @@ _HOUR = pa.timestamp("us", tz="UTC")
 _FINISHED = ("succeeded", "failed")
 
 
+_ALERTS_SCHEMA = pa.schema(
+    [
+        ("station", pa.string()),
+        ("date", pa.date32()),
+        ("window", pa.string()),
+        ("capacity", pa.float64()),
+        ("probability", pa.float64()),
+        ("tail", pa.string()),
+        ("expected_excess", pa.float64()),
+        ("median", pa.float64()),
+        ("run_id", pa.string()),
+        ("status", pa.string()),
+        ("opened_by", pa.string()),
+        ("opened_at", pa.string()),
+        ("closed_by", pa.string()),
+        ("closed_at", pa.string()),
+        ("closed_because", pa.string()),
+    ]
+)
+
+
 class _Response:
     """The status, headers and body of a successful HTTP exchange."""
 
@@ -177,6 +198,30 @@ class Client:
         (``GET /v1/routes/{route}/nowcast``)."""
         query = {"date": None if date is None else _date_text(date, "date"), "cells": cells}
         return self._get(f"/v1/routes/{_segment(route)}/nowcast", query).object()
+
+    # Capacity alerts.
+
+    def alerts(self, status: str = "open", station: Optional[str] = None) -> pa.Table:
+        """Capacity alerts of the stations on the key's routes
+        (``GET /v1/alerts``): one row per alert, ``status`` ``open``,
+        ``closed`` or ``all``; the alert level and capacities are in the
+        table's metadata (``level``, ``capacities`` as JSON)."""
+        if status not in ("open", "closed", "all"):
+            raise ValueError(f"status={status!r} is not one of 'open', 'closed', 'all'")
+        document = self._get("/v1/alerts", {"status": status, "station": station}).object()
+        rows = [dict(alert, date=_dt.date.fromisoformat(alert["date"])) for alert in document["alerts"]]
+        table = pa.Table.from_pylist(rows, schema=_ALERTS_SCHEMA)
+        metadata = {b"level": json.dumps(document["level"]).encode(), b"capacities": json.dumps(document["capacities"]).encode()}
+        return table.replace_schema_metadata(metadata)
+
+    def set_capacity(
+        self, station: str, daily: Optional[float] = None, weekly: Optional[float] = None
+    ) -> Dict[str, Any]:
+        """Sets a station's capacity (admin keys; ``PUT
+        /v1/stations/{station}/capacity``): arrivals per day, per seven days,
+        or both. Returns the capacity now in force."""
+        body = {k: v for k, v in (("daily", daily), ("weekly", weekly)) if v is not None}
+        return self._request("PUT", f"/v1/stations/{_segment(station)}/capacity", body=body).object()
 
     def map(
         self, route: str, format: str = "geojson", date: Optional[DateLike] = None

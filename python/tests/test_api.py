@@ -223,6 +223,40 @@ def test_a_refresh_is_served_once_recorded(api):
     assert metadata(admin.forecast("channel"))["run_id"] == job["run_id"]
 
 
+def test_alerts_follow_a_capacity_an_admin_sets(api):
+    viewer, admin = client(api, "viewer"), client(api, "admin")
+    assert viewer.alerts().num_rows == 0
+    # The day with the largest median, and a capacity an eighth of the way from
+    # its 10% quantile to its median: P(arrivals > capacity) = 0.85 under the
+    # linear interpolation between published quantiles.
+    first = max(viewer.station_forecast("dover").to_pylist(), key=lambda row: row["q50"])
+    capacity = first["q10"] + (first["q50"] - first["q10"]) / 8
+    with pytest.raises(stroom.ApiError) as refused:
+        viewer.set_capacity("dover", daily=capacity)
+    assert refused.value.status == 403
+    with pytest.raises(stroom.ApiError) as bad:
+        admin.set_capacity("dover", daily=-1)
+    assert bad.value.status == 400 and "'daily'" in str(bad.value)
+    answer = admin.set_capacity("dover", daily=capacity)
+    assert answer["station"] == "dover" and math.isclose(answer["daily"], capacity, rel_tol=1e-12)
+    try:
+        alerts = viewer.alerts()
+        assert alerts.column_names[:5] == ["station", "date", "window", "capacity", "probability"]
+        assert json.loads(alerts.schema.metadata[b"level"]) == 0.8
+        rows = {(row["date"], row["window"]): row for row in alerts.to_pylist()}
+        day_one = rows[(first["date"], "day")]
+        assert math.isclose(day_one["probability"], 0.85, abs_tol=1e-9)
+        assert day_one["status"] == "open" and day_one["station"] == "dover"
+        assert all(p >= 0.8 for p in alerts.column("probability").to_pylist())
+        assert viewer.alerts(status="all", station="dover").num_rows >= alerts.num_rows
+        with pytest.raises(ValueError):
+            viewer.alerts(status="maybe")
+        assert "Capacity alerts" in viewer.briefing("channel")
+    finally:
+        admin.set_capacity("dover", daily=1e9)
+    assert viewer.alerts(status="all").num_rows == 0
+
+
 def test_a_stopped_server_is_not_healthy(small, api):
     _, tokens = api
     server = stroom.Server(small.path, small.root / "keys.toml")

@@ -69,6 +69,9 @@ for route in routes:
     week = (end - datetime.timedelta(days=7)).isoformat()
     for station in {s["id"] for s in detail["stations"]}:
         check(f"/v1/stations/{station}/forecast", get(f"/v1/stations/{station}/forecast")[1])
+        status, capacity = get(f"/v1/stations/{station}/capacity")
+        assert status in (200, 404), (station, status, capacity)
+        check(f"/v1/stations/{station}/capacity", capacity)
     for level in ("segment", "station"):
         path = f"/v1/routes/{rid}/series?from={start}&to={cutoff}&level={level}"
         status, body = get(path)
@@ -96,6 +99,12 @@ for route in routes:
             status, body = get(path)
             assert status == 200, (path, status, body)
             check(path, body)
+
+# Capacity alerts carry forecast arrivals (official counts), no device count.
+status, alerts = get("/v1/alerts?status=all")
+assert status == 200, (status, alerts)
+check("/v1/alerts", alerts)
+assert not any("devices" in alert for alert in alerts["alerts"]), alerts
 
 if k is None:
     sys.exit("no response stated k")

@@ -145,10 +145,17 @@ impl Server {
         extra: &[&str],
         env: &[(&str, String)],
     ) -> Server {
+        // Capacities beside the keys, never in the working directory.
+        let capacities = keys.with_file_name("capacities.toml").to_str().unwrap().to_owned();
         let mut child = Command::new(stroom_binary())
             .args(["serve", "--store", store, "--addr", "127.0.0.1:0"])
             .args(["--routes", routes.to_str().unwrap(), "--keys", keys.to_str().unwrap()])
             .args(["--audit", audit.to_str().unwrap()])
+            .args(if extra.contains(&"--capacities") {
+                Vec::new()
+            } else {
+                vec!["--capacities".to_owned(), capacities]
+            })
             .args(extra)
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdout(Stdio::piped())
@@ -213,6 +220,14 @@ impl Server {
 
     pub(crate) fn get(&self, path: &str, token: Option<&str>) -> Reply {
         self.get_with(path, token, &[])
+    }
+
+    pub(crate) fn put(&self, path: &str, token: Option<&str>, body: &str) -> Reply {
+        let mut request = self.agent.put(format!("{}{path}", self.base)).header("Content-Type", "application/json");
+        if let Some(token) = token {
+            request = request.header("Authorization", format!("Bearer {token}"));
+        }
+        Self::reply(request.send(body))
     }
 
     pub(crate) fn post(&self, path: &str, token: Option<&str>, body: &str) -> Reply {

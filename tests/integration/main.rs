@@ -3,6 +3,7 @@
 //! the reference Python packages (`h3`, `deltalake`, `utilsforecast` through
 //! its fixture) where a test compares.
 
+mod alerts;
 mod api;
 mod bad_input;
 mod cli;

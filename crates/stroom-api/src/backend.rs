@@ -10,7 +10,8 @@ use chrono::NaiveDate;
 use stroom_core::{Cell, Route};
 
 use crate::dto::{
-    BacktestRequest, CellSeries, MetricsEntry, RouteNowcast, RouteSeries, SeriesLevel, TargetForecast, TimeResolution,
+    Alert, BacktestRequest, Capacity, CellSeries, MapLayer, MetricsEntry, RouteNowcast, RouteSeries, SeriesLevel,
+    StationCapacity, TargetForecast, TimeResolution,
 };
 
 /// The future a [`Backend`] method returns.
@@ -118,6 +119,18 @@ pub trait Backend: Send + Sync + 'static {
         cells: usize,
     ) -> BackendFuture<'a, RouteNowcast>;
 
+    /// Every station capacity, by station.
+    fn capacities(&self) -> Vec<StationCapacity>;
+
+    /// Sets a station's capacity and saves it: 404 for a station no route
+    /// has, 400 for a capacity that is not positive.
+    fn set_capacity<'a>(&'a self, station: &'a str, capacity: Capacity) -> BackendFuture<'a, StationCapacity>;
+
+    /// Every capacity alert, open and closed, that the snapshot's runs give
+    /// with the current capacities, and the probability level at which an
+    /// alert opens.
+    fn alerts<'a>(&'a self, snapshot: &'a ForecastSnapshot) -> BackendFuture<'a, (f64, Vec<Alert>)>;
+
     /// Checks a backtest request before it is queued.
     fn validate_backtest(&self, request: &BacktestRequest) -> Result<(), BackendError>;
 
@@ -130,7 +143,13 @@ pub trait Backend: Send + Sync + 'static {
     fn refresh(&self) -> BackendFuture<'_, (String, Vec<String>)>;
 
     /// A route's map or briefing page for a forecast day (the first day of
-    /// the latest run when `None`).
-    fn render<'a>(&'a self, route: &'a Route, date: Option<NaiveDate>, format: MapFormat)
-    -> BackendFuture<'a, Vec<u8>>;
+    /// the latest run when `None`); on the nowcast layer, the map of how
+    /// unusual a day's density is (the latest day when `None`).
+    fn render<'a>(
+        &'a self,
+        route: &'a Route,
+        date: Option<NaiveDate>,
+        format: MapFormat,
+        layer: MapLayer,
+    ) -> BackendFuture<'a, Vec<u8>>;
 }

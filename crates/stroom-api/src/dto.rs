@@ -131,6 +131,44 @@ pub struct ForecastRow {
     pub lo95: f64,
     /// Upper bound of the 95% interval.
     pub hi95: f64,
+    /// With `explain=true`: the mean split into additive parts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parts: Option<ForecastParts>,
+}
+
+/// A forecast day's mean split into parts that sum to it exactly: `level +
+/// Σ signals.part + rest = mean`.
+///
+/// The regression works on `log1p` counts, so its point forecast is split
+/// by Shapley values on the count scale: `level` is the forecast with every
+/// upstream signal at "no excess", and each signal's part is its average
+/// change of the forecast over every order of adding the signals. Models
+/// without signals put the whole point forecast in `level`; the ensemble
+/// averages its members' parts; `rest` is the calibration's correction of
+/// the mean.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ForecastParts {
+    /// Level, lags, trend, weekday and holidays: the forecast without any
+    /// upstream signal.
+    pub level: f64,
+    /// Each upstream signal's part, largest first.
+    pub signals: Vec<SignalShare>,
+    /// The mean minus the point forecast.
+    pub rest: f64,
+}
+
+/// One upstream signal's part of a forecast day, in arrivals.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SignalShare {
+    /// The route segment, `ROUTE/SEGMENT`.
+    pub segment: String,
+    /// The weeks of the density baseline its excess is measured against (8:
+    /// surges; 104: the seasonal level of the flow).
+    pub baseline_weeks: u32,
+    /// Days its density leads the arrivals.
+    pub lead_days: u32,
+    /// Arrivals it adds (negative: removes).
+    pub part: f64,
 }
 
 /// The forecast of one target (arrivals at a station) in one run.
@@ -294,6 +332,132 @@ pub struct RouteNowcast {
     pub cells: Vec<NowcastEntry>,
 }
 
+/// A station's capacity: the arrivals it can take per day, per seven
+/// consecutive days, or both. The body of `PUT /v1/stations/{station}/capacity`.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Capacity {
+    /// Arrivals per day; above it on a forecast day is an excess.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(exclusive_minimum = 0.0, example = 900.0)]
+    pub daily: Option<f64>,
+    /// Arrivals per seven days (a day and the six before it, observed days
+    /// included); above it is an excess.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(exclusive_minimum = 0.0, example = 4000.0)]
+    pub weekly: Option<f64>,
+}
+
+/// A station and its capacity.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct StationCapacity {
+    /// The station id.
+    pub station: String,
+    /// Arrivals per day, when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub daily: Option<f64>,
+    /// Arrivals per seven days, when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weekly: Option<f64>,
+}
+
+/// What an alert compares with a capacity: one forecast day, or the seven
+/// days that end on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertWindow {
+    /// The day's arrivals against the daily capacity.
+    Day,
+    /// The arrivals of the day and the six before it against the weekly capacity.
+    Week,
+}
+
+/// Whether an alert is open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertStatus {
+    /// The latest run that forecast the day puts the probability at or above the level.
+    Open,
+    /// A later run put it below the level, or the day is now observed.
+    Closed,
+}
+
+/// Which alerts a list holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertFilter {
+    /// Open alerts (the default).
+    Open,
+    /// Closed alerts.
+    Closed,
+    /// Both.
+    All,
+}
+
+/// The chance that arrivals exceed a station's capacity on a day (or in the
+/// week ending on it), from the forecast's quantiles.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Alert {
+    /// The station.
+    pub station: String,
+    /// The forecast day (for a week, its last day).
+    #[schema(format = Date)]
+    pub date: String,
+    /// A day or a seven-day window.
+    pub window: AlertWindow,
+    /// The capacity compared with.
+    pub capacity: f64,
+    /// P(arrivals > capacity), from the latest run that forecast the day.
+    pub probability: f64,
+    /// Set when the capacity lies beyond the published 95% interval, where
+    /// the probability rests on the assumed exponential tail: `upper`
+    /// (probability below 0.025) or `lower` (above 0.975).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tail: Option<String>,
+    /// The expected arrivals above the capacity, E[max(arrivals − capacity, 0)].
+    pub expected_excess: f64,
+    /// The forecast median of the day's (or window's) arrivals.
+    pub median: f64,
+    /// The run these numbers come from.
+    pub run_id: String,
+    /// Open or closed.
+    pub status: AlertStatus,
+    /// The run whose probability first reached the level.
+    pub opened_by: String,
+    /// When that run was made (RFC 3339, UTC).
+    pub opened_at: String,
+    /// The run that closed the alert.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closed_by: Option<String>,
+    /// When that run was made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closed_at: Option<String>,
+    /// Why it closed: `below level` (a later run's probability fell below
+    /// the level) or `observed` (a later run's data reach the day).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closed_because: Option<String>,
+}
+
+/// The body a webhook receives when an alert opens or closes.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AlertEvent {
+    /// `alert.opened` or `alert.closed` (also in the `x-stroom-event` header).
+    pub event: String,
+    /// The alert as it now stands.
+    pub alert: Alert,
+}
+
+/// Capacity alerts of the stations on the caller's routes.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AlertList {
+    /// An alert opens when the probability reaches this level.
+    pub level: f64,
+    /// The capacities of those stations.
+    pub capacities: Vec<StationCapacity>,
+    /// The alerts, by station, window and day.
+    pub alerts: Vec<Alert>,
+}
+
 /// One step of a cell's density.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct CellSeriesPoint {
@@ -436,6 +600,9 @@ pub(crate) struct RouteForecastQuery {
     pub run: Option<String>,
     /// `json` (default) or `csv`; `Accept: text/csv` also gives CSV.
     pub format: Option<Format>,
+    /// Split each day's mean into the level, each upstream signal and the
+    /// rest (`parts`; JSON only).
+    pub explain: Option<bool>,
 }
 
 /// Query of the station-forecast endpoint.
@@ -448,6 +615,9 @@ pub(crate) struct StationForecastQuery {
     pub horizon: Option<u32>,
     /// `json` (default) or `csv`.
     pub format: Option<Format>,
+    /// Split each day's mean into the level, each upstream signal and the
+    /// rest (`parts`; JSON only).
+    pub explain: Option<bool>,
 }
 
 /// Query of the route-series endpoint.
@@ -480,6 +650,17 @@ pub(crate) struct NowcastQuery {
     pub cells: Option<u32>,
 }
 
+/// Query of the alerts endpoint.
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct AlertsQuery {
+    /// `open` (default), `closed` or `all`.
+    pub status: Option<AlertFilter>,
+    /// Only this station's alerts.
+    pub station: Option<String>,
+}
+
 /// Query of the cell-series endpoint.
 #[derive(Debug, Clone, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -497,12 +678,28 @@ pub(crate) struct CellSeriesQuery {
     pub format: Option<Format>,
 }
 
+/// What a map's cells show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum MapLayer {
+    /// The expected device density on the forecast day (the default).
+    #[default]
+    Forecast,
+    /// How unusual the day's density is: each cell's robust z-score against
+    /// the same weekday of the previous eight weeks.
+    Nowcast,
+}
+
 /// Query of the map endpoints.
 #[derive(Debug, Clone, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct MapQuery {
-    /// The forecast day (`YYYY-MM-DD`); the first day of the latest run when absent.
+    /// The forecast day (`YYYY-MM-DD`); the first day of the latest run when
+    /// absent. On the nowcast layer, the day scored (the latest day of density
+    /// when absent).
     #[param(format = Date)]
     pub date: Option<String>,
+    /// `forecast` (default) or `nowcast`.
+    pub layer: Option<MapLayer>,
 }

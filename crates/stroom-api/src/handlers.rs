@@ -45,6 +45,8 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route("/v1/routes/{route}", get(route_detail))
         .route("/v1/routes/{route}/forecast", get(route_forecast))
         .route("/v1/stations/{station}/forecast", get(station_forecast))
+        .route("/v1/stations/{station}/capacity", get(station_capacity).put(set_station_capacity))
+        .route("/v1/alerts", get(list_alerts))
         .route("/v1/routes/{route}/series", get(route_series))
         .route("/v1/routes/{route}/nowcast", get(route_nowcast))
         .route("/v1/cells/{cell}/series", get(cell_series))
@@ -172,12 +174,25 @@ fn route_has_target(route: &Route, target: &str) -> bool {
     }
 }
 
-fn truncated(target: &TargetForecast, horizon: Option<u32>) -> TargetForecast {
+fn truncated(target: &TargetForecast, horizon: Option<u32>, explain: bool) -> TargetForecast {
     let mut target = target.clone();
     if let Some(h) = horizon {
         target.forecasts.retain(|row| row.horizon <= h);
     }
+    if !explain {
+        for row in &mut target.forecasts {
+            row.parts = None;
+        }
+    }
     target
+}
+
+/// Whether the parts are asked for: JSON only.
+fn explained(explain: Option<bool>, csv: bool) -> Result<bool, ApiError> {
+    match (explain, csv) {
+        (Some(true), true) => Err(ApiError::BadRequest("explain=true is served as JSON only, not as CSV".into())),
+        (explain, _) => Ok(explain.unwrap_or(false)),
+    }
 }
 
 fn served_horizon(targets: &[TargetForecast]) -> u32 {
@@ -392,8 +407,9 @@ pub(crate) async fn route_forecast(
     let route = state.route(&id, key)?;
     let horizon = check_horizon(query.horizon)?;
     let csv = wants_csv(query.format, &headers);
+    let explain = explained(query.explain, csv)?;
     let snapshot = state.snapshot();
-    let cache_key = format!("route|{id}|{horizon:?}|{:?}|{csv}", query.run);
+    let cache_key = format!("route|{id}|{horizon:?}|{:?}|{csv}|{explain}", query.run);
     if let Some(hit) = snapshot.cached(&cache_key) {
         return Ok(hit);
     }
@@ -411,8 +427,12 @@ pub(crate) async fn route_forecast(
             .find(|r| r.targets.iter().any(|t| route_has_target(route, &t.target)))
             .ok_or_else(|| ApiError::NotFound(format!("no forecast of route '{id}' has been made yet")))?,
     };
-    let targets: Vec<TargetForecast> =
-        run.targets.iter().filter(|t| route_has_target(route, &t.target)).map(|t| truncated(t, horizon)).collect();
+    let targets: Vec<TargetForecast> = run
+        .targets
+        .iter()
+        .filter(|t| route_has_target(route, &t.target))
+        .map(|t| truncated(t, horizon, explain))
+        .collect();
     if targets.is_empty() {
         return Err(ApiError::NotFound(format!("run '{}' has no forecast of route '{id}'", run.run_id)));
     }
@@ -461,7 +481,8 @@ pub(crate) async fn station_forecast(
     let csv = wants_csv(query.format, &headers);
     let snapshot = state.snapshot();
     let scope: Vec<&str> = visible.iter().map(|r| r.id.as_str()).collect();
-    let cache_key = format!("station|{station}|{horizon:?}|{csv}|{}", scope.join(","));
+    let explain = explained(query.explain, csv)?;
+    let cache_key = format!("station|{station}|{horizon:?}|{csv}|{explain}|{}", scope.join(","));
     if let Some(hit) = snapshot.cached(&cache_key) {
         return Ok(hit);
     }
@@ -479,7 +500,7 @@ pub(crate) async fn station_forecast(
         .find(|r| r.targets.iter().any(|t| wanted(&t.target)))
         .ok_or_else(|| ApiError::NotFound(format!("no forecast of station '{station}' has been made yet")))?;
     let targets: Vec<TargetForecast> =
-        run.targets.iter().filter(|t| wanted(&t.target)).map(|t| truncated(t, horizon)).collect();
+        run.targets.iter().filter(|t| wanted(&t.target)).map(|t| truncated(t, horizon, explain)).collect();
     let (kind, body) = forecast_body(csv, &run.run_id, targets, |targets| StationForecast {
         station: station.clone(),
         run_id: run.run_id.clone(),
@@ -489,6 +510,122 @@ pub(crate) async fn station_forecast(
         targets,
     })?;
     Ok(snapshot.keep(cache_key, kind, body))
+}
+
+/// The routes through `station` that the key sees: 404 when no route has
+/// the station, 403 when the key sees none of them.
+fn visible_station(state: &AppState, key: &KeyRecord, station: &str) -> Result<(), ApiError> {
+    let mut through = state.backend.routes().iter().filter(|r| r.stations.iter().any(|s| s.id == station)).peekable();
+    if through.peek().is_none() {
+        return Err(ApiError::NotFound(format!("there is no station '{station}'")));
+    }
+    if through.any(|r| key.sees_route(&r.id)) {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden { role: key.role.as_str(), action: "see the routes through this station" })
+    }
+}
+
+/// A station's capacity.
+#[utoipa::path(get, path = "/v1/stations/{station}/capacity", tag = "alerts",
+    params(("station" = String, Path, description = "The station id.", example = "dover")),
+    responses(
+        (status = 200, description = "The capacity.", body = StationCapacity),
+        (status = 401, description = "No valid token.", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key may not see any route through the station.", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such station, or no capacity set for it.", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn station_capacity(
+    state: Shared,
+    Key(caller): Key,
+    P(station): P,
+) -> Result<axum::Json<StationCapacity>, ApiError> {
+    let key = state.require(caller, Permission::ReadForecasts)?;
+    visible_station(&state, key, &station)?;
+    let capacity = state.backend.capacities().into_iter().find(|c| c.station == station);
+    capacity.map(axum::Json).ok_or_else(|| ApiError::NotFound(format!("no capacity is set for station '{station}'")))
+}
+
+/// Sets a station's capacity (admin): per day, per seven days, or both.
+/// Alerts are recomputed from every forecast run with the new capacity.
+#[utoipa::path(put, path = "/v1/stations/{station}/capacity", tag = "alerts",
+    params(("station" = String, Path, description = "The station id.", example = "dover")),
+    request_body = Capacity,
+    responses(
+        (status = 200, description = "The capacity now in force.", body = StationCapacity),
+        (status = 400, description = "The capacity is invalid.", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token.", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key is not an admin key.", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such station.", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is too large.", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn set_station_capacity(
+    state: Shared,
+    Key(caller): Key,
+    P(station): P,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<axum::Json<StationCapacity>, ApiError> {
+    state.require(caller, Permission::Administer)?;
+    let body = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge(state.config.body_limit)
+        } else {
+            ApiError::BadRequest(rejection.body_text())
+        }
+    })?;
+    let capacity: Capacity =
+        serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("the body is not a capacity: {e}")))?;
+    let set = state.backend.set_capacity(&station, capacity).await?;
+    state.snapshot().forget();
+    state.check_alerts().await;
+    Ok(axum::Json(set))
+}
+
+/// Capacity alerts of the stations on the caller's routes: for each day of
+/// the latest forecast (and each seven-day window ending on it), the chance
+/// that arrivals exceed the station's capacity. An alert opens when a run
+/// puts it at or above the server's level and closes when a later run puts
+/// it below, or when the day is observed.
+#[utoipa::path(get, path = "/v1/alerts", tag = "alerts",
+    params(AlertsQuery),
+    responses(
+        (status = 200, description = "The alerts.", body = AlertList),
+        (status = 400, description = "A parameter is invalid.", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token.", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key may not see any route through the station.", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such station.", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn list_alerts(
+    state: Shared,
+    Key(caller): Key,
+    Q(query): Q<AlertsQuery>,
+) -> Result<axum::Json<AlertList>, ApiError> {
+    let key = state.require(caller, Permission::ReadForecasts)?;
+    if let Some(station) = &query.station {
+        visible_station(&state, key, station)?;
+    }
+    let sees = |station: &str| {
+        query.station.as_deref().is_none_or(|s| s == station)
+            && state
+                .backend
+                .routes()
+                .iter()
+                .any(|r| key.sees_route(&r.id) && r.stations.iter().any(|s| s.id == station))
+    };
+    let snapshot = state.snapshot();
+    let (level, alerts) = state.backend.alerts(&snapshot.data).await?;
+    let wanted = query.status.unwrap_or(AlertFilter::Open);
+    let alerts = alerts
+        .into_iter()
+        .filter(|a| sees(&a.station))
+        .filter(|a| match wanted {
+            AlertFilter::Open => a.status == AlertStatus::Open,
+            AlertFilter::Closed => a.status == AlertStatus::Closed,
+            AlertFilter::All => true,
+        })
+        .collect();
+    let capacities = state.backend.capacities().into_iter().filter(|c| sees(&c.station)).collect();
+    Ok(axum::Json(AlertList { level, capacities, alerts }))
 }
 
 /// Drops any count below k. The backend never returns one (counts below k
@@ -868,16 +1005,23 @@ async fn render(
     id: String,
     date: Option<String>,
     format: MapFormat,
+    layer: MapLayer,
 ) -> Result<Response, ApiError> {
     let key = state.require(caller, Permission::ReadForecasts)?;
     let route = state.route(&id, key)?;
     let date = date.as_deref().map(|d| parse_date("date", d)).transpose()?;
     let snapshot = state.snapshot();
-    let cache_key = format!("map|{id}|{date:?}|{format:?}");
-    if let Some(hit) = snapshot.cached(&cache_key) {
+    // A nowcast follows the density, which changes without a new forecast.
+    let cache_key = format!("map|{id}|{date:?}|{format:?}|{layer:?}");
+    if layer == MapLayer::Forecast
+        && let Some(hit) = snapshot.cached(&cache_key)
+    {
         return Ok(hit);
     }
-    let bytes = state.backend.render(route, date, format).await?;
+    let bytes = state.backend.render(route, date, format, layer).await?;
+    if layer == MapLayer::Nowcast {
+        return Ok(([(header::CONTENT_TYPE, format.content_type())], bytes).into_response());
+    }
     Ok(snapshot.keep(cache_key, format.content_type(), bytes))
 }
 
@@ -890,7 +1034,7 @@ async fn render(
         (status = 400, description = "A parameter is invalid.", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid token.", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The key may not see the route.", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such route, or no forecast for the day.", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such route, no forecast for the day, or (nowcast layer) no density on it.", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn map_geojson(
     state: Shared,
@@ -898,7 +1042,7 @@ pub(crate) async fn map_geojson(
     P(id): P,
     Q(query): Q<MapQuery>,
 ) -> Result<Response, ApiError> {
-    render(state, caller, id, query.date, MapFormat::GeoJson).await
+    render(state, caller, id, query.date, MapFormat::GeoJson, query.layer.unwrap_or_default()).await
 }
 
 /// A route's forecast map as SVG.
@@ -909,7 +1053,7 @@ pub(crate) async fn map_geojson(
         (status = 400, description = "A parameter is invalid.", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid token.", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The key may not see the route.", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such route, or no forecast for the day.", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such route, no forecast for the day, or (nowcast layer) no density on it.", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn map_svg(
     state: Shared,
@@ -917,7 +1061,7 @@ pub(crate) async fn map_svg(
     P(id): P,
     Q(query): Q<MapQuery>,
 ) -> Result<Response, ApiError> {
-    render(state, caller, id, query.date, MapFormat::Svg).await
+    render(state, caller, id, query.date, MapFormat::Svg, query.layer.unwrap_or_default()).await
 }
 
 /// A route's forecast map as PNG.
@@ -928,7 +1072,7 @@ pub(crate) async fn map_svg(
         (status = 400, description = "A parameter is invalid.", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid token.", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The key may not see the route.", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such route, or no forecast for the day.", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such route, no forecast for the day, or (nowcast layer) no density on it.", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn map_png(
     state: Shared,
@@ -936,7 +1080,7 @@ pub(crate) async fn map_png(
     P(id): P,
     Q(query): Q<MapQuery>,
 ) -> Result<Response, ApiError> {
-    render(state, caller, id, query.date, MapFormat::Png).await
+    render(state, caller, id, query.date, MapFormat::Png, query.layer.unwrap_or_default()).await
 }
 
 /// A route's printable, self-contained briefing page.
@@ -950,5 +1094,5 @@ pub(crate) async fn map_png(
         (status = 404, description = "No such route, or no forecast of it.", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn briefing(state: Shared, Key(caller): Key, P(id): P) -> Result<Response, ApiError> {
-    render(state, caller, id, None, MapFormat::Html).await
+    render(state, caller, id, None, MapFormat::Html, MapLayer::Forecast).await
 }

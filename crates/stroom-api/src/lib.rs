@@ -37,13 +37,15 @@ mod metrics;
 mod openapi;
 mod server;
 mod state;
+mod webhooks;
 
 pub use auth::{KeyFile, KeyRecord, Permission, Role};
 pub use backend::{Backend, BackendError, BackendFuture, ForecastRun, ForecastSnapshot, MapFormat};
 pub use dto::{
-    BacktestJob, BacktestRequest, CellSeries, CellSeriesPoint, ForecastRow, JobStatus, MetricsEntry, NowcastEntry,
-    Problem, RefreshJob, RouteDetail, RouteForecast, RouteNowcast, RouteSeries, RouteSeriesPoint, RouteSummary,
-    SegmentDto, SeriesLevel, StationDto, StationForecast, TargetForecast, TimeResolution,
+    Alert, AlertEvent, AlertFilter, AlertList, AlertStatus, AlertWindow, BacktestJob, BacktestRequest, Capacity,
+    CellSeries, CellSeriesPoint, ForecastParts, ForecastRow, JobStatus, MapLayer, MetricsEntry, NowcastEntry, Problem,
+    RefreshJob, RouteDetail, RouteForecast, RouteNowcast, RouteSeries, RouteSeriesPoint, RouteSummary, SegmentDto,
+    SeriesLevel, SignalShare, StationCapacity, StationDto, StationForecast, TargetForecast, TimeResolution,
 };
 pub use error::ApiError;
 pub use openapi::openapi_json;

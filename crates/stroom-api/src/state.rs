@@ -40,6 +40,8 @@ pub struct ApiConfig {
     pub poll_interval: Duration,
     /// Most jobs waiting or running at once; more are refused with 429.
     pub max_jobs: usize,
+    /// URLs that get a JSON `POST` when a capacity alert opens or closes.
+    pub webhooks: Vec<String>,
 }
 
 impl Default for ApiConfig {
@@ -51,6 +53,7 @@ impl Default for ApiConfig {
             body_limit: 64 * 1024,
             poll_interval: Duration::from_secs(2),
             max_jobs: 8,
+            webhooks: Vec::new(),
         }
     }
 }
@@ -71,6 +74,12 @@ impl Snapshot {
     pub(crate) fn cached(&self, key: &str) -> Option<Response> {
         let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         cache.get(key).map(|(kind, body)| ([(header::CONTENT_TYPE, kind.clone())], body.clone()).into_response())
+    }
+
+    /// Forgets every cached response (maps and pages show the alerts, which
+    /// a capacity change moves within one snapshot).
+    pub(crate) fn forget(&self) {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
 
     /// Keeps a response and returns it.
@@ -128,6 +137,7 @@ pub(crate) struct AppState {
     /// Each route's cells at the route resolution, for scoping cell queries.
     pub(crate) route_cells: HashMap<String, BTreeSet<u64>>,
     pub(crate) openapi: String,
+    pub(crate) notifier: crate::webhooks::Notifier,
 }
 
 impl std::fmt::Debug for AppState {
@@ -185,13 +195,29 @@ impl AppState {
         let data = self.backend.forecasts().await.map_err(|e| ApiError::Internal(e.to_string()))?;
         tracing::info!(version = ?data.version, runs = data.runs.len(), "Loaded the forecast snapshot.");
         *self.snapshot.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(Snapshot { data, ..Snapshot::default() });
+        self.check_alerts().await;
         Ok(true)
+    }
+
+    /// Derives the alerts again and tells the webhooks what opened or
+    /// closed (nothing without webhooks). A failure is logged: alerts are
+    /// still served from the endpoint, which derives them itself.
+    pub(crate) async fn check_alerts(&self) {
+        if !self.notifier.is_active() {
+            return;
+        }
+        let snapshot = self.snapshot();
+        match self.backend.alerts(&snapshot.data).await {
+            Ok((_, alerts)) => self.notifier.observe(&alerts),
+            Err(error) => tracing::error!(%error, "Deriving the capacity alerts failed."),
+        }
     }
 }
 
 /// Builds the state: loads the forecast snapshot and opens the audit log.
 pub(crate) async fn state(backend: Arc<dyn Backend>, config: ApiConfig) -> Result<Arc<AppState>, ApiError> {
     let audit = config.audit_log.as_deref().map(AuditLog::open).transpose()?;
+    let webhooks = config.webhooks.clone();
     let resolution =
         Resolution::new(i64::from(DEFAULT_ROUTE_RESOLUTION)).map_err(|e| ApiError::Config(e.to_string()))?;
     let mut route_cells = HashMap::new();
@@ -210,6 +236,7 @@ pub(crate) async fn state(backend: Arc<dyn Backend>, config: ApiConfig) -> Resul
         jobs: Jobs::default(),
         route_cells,
         openapi: crate::openapi_json(),
+        notifier: crate::webhooks::Notifier::new(webhooks),
     });
     state.reload(true).await?;
     Ok(state)

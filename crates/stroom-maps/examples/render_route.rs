@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
 use stroom_core::{Resolution, Route};
-use stroom_maps::{Accuracy, Briefing, CellValue, ForecastPoint, MapSpec};
+use stroom_maps::{Accuracy, Briefing, CellValue, ForecastPoint, Layer, MapSpec};
 
 const ROUTES: [(&str, &str); 4] = [
     ("central-mediterranean", include_str!("../../../data/routes/central-mediterranean.geojson")),
@@ -61,6 +61,7 @@ fn main() -> anyhow::Result<()> {
                 q10: has_forecast.then_some(mean * 0.6),
                 q90: has_forecast.then_some(mean * 1.5),
                 observed: None,
+                z: None,
                 suppressed: cells.len() % 9 == 4,
             });
         }
@@ -75,6 +76,8 @@ fn main() -> anyhow::Result<()> {
         uncertainty: "Illustration only: the values are synthetic.".to_owned(),
         value_label: "devices per cell and day".to_owned(),
         cells,
+        alert_stations: Vec::new(),
+        layer: Layer::Forecast,
     };
     println!(
         "{route_id}: resolution {resolution}, buffer {buffer_rings}, {} cells ({} distinct)",
@@ -135,6 +138,8 @@ fn main() -> anyhow::Result<()> {
             folds: 12,
         }),
         nowcast: None,
+        alerts: None,
+        drivers: None,
         provenance: vec!["Synthetic values made by the stroom-maps example.".to_owned()],
         generated_at: "2025-11-17 06:00 UTC".to_owned(),
     };

@@ -60,6 +60,57 @@ pub struct Accuracy {
     pub folds: usize,
 }
 
+/// One open capacity alert on the briefing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CapacityAlert {
+    /// How the page names the station, e.g. "Dover".
+    pub station: String,
+    /// The forecast day (for a week, its last day).
+    pub date: NaiveDate,
+    /// Whether the capacity is per seven days (else per day).
+    pub weekly: bool,
+    /// The capacity.
+    pub capacity: f64,
+    /// The chance that arrivals exceed it, 0..=1.
+    pub probability: f64,
+    /// The expected arrivals above it.
+    pub expected_excess: f64,
+}
+
+/// What the forecast is made of over the table's days: the mean split into
+/// the level and calendar, each upstream segment and the rest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Drivers {
+    /// Days summed (the table's days).
+    pub days: usize,
+    /// The sum of the days' level and calendar parts.
+    pub level: f64,
+    /// Each upstream segment's summed part, largest first.
+    pub segments: Vec<Driver>,
+    /// The sum of the days' rest (the calibration's correction of the mean).
+    pub rest: f64,
+}
+
+/// One upstream segment's part of the forecast.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Driver {
+    /// How the page names the segment, e.g. "Belgrade – Horgoš".
+    pub label: String,
+    /// Days its density leads the arrivals (of its larger signal).
+    pub lead_days: usize,
+    /// Arrivals it adds over the days (negative: removes).
+    pub part: f64,
+}
+
+/// The capacity alerts of the route's stations.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CapacityAlerts {
+    /// The probability at which an alert opens, 0..=1.
+    pub level: f64,
+    /// The open alerts, by station and day.
+    pub open: Vec<CapacityAlert>,
+}
+
 /// How unusual one segment's density was on the nowcast day.
 #[derive(Debug, Clone, PartialEq)]
 pub struct UnusualSegment {
@@ -106,6 +157,10 @@ pub struct Briefing<'a> {
     /// How unusual the latest day's density was along the route, when the
     /// store holds enough of it.
     pub nowcast: Option<Nowcast>,
+    /// The capacity alerts, when a station of the route has a capacity.
+    pub alerts: Option<CapacityAlerts>,
+    /// What the forecast is made of, when the run recorded it.
+    pub drivers: Option<Drivers>,
     /// Where the data and the forecast come from, one statement per item
     /// (sources, table versions, run ids, parameters).
     pub provenance: Vec<String>,
@@ -195,6 +250,22 @@ fn validate(b: &Briefing) -> Result<(), MapError> {
             }
         }
     }
+    if let Some(alerts) = &b.alerts {
+        for a in &alerts.open {
+            let fields =
+                [("capacity", a.capacity), ("probability", a.probability), ("expected_excess", a.expected_excess)];
+            if let Some((field, _)) = fields.iter().find(|(_, v)| !v.is_finite()) {
+                return Err(MapError::NonFiniteValue { series: "alerts", field, date: a.date });
+            }
+        }
+    }
+    if let Some(d) = &b.drivers {
+        let parts =
+            [("level", d.level), ("rest", d.rest)].into_iter().chain(d.segments.iter().map(|s| ("part", s.part)));
+        if let Some((field, _)) = parts.clone().find(|(_, v)| !v.is_finite()) {
+            return Err(MapError::NonFiniteValue { series: "drivers", field, date: b.map.forecast_date });
+        }
+    }
     if let Some(a) = &b.accuracy {
         for (field, value) in [("mase", a.mase), ("seasonal_naive_mase", a.seasonal_naive_mase)] {
             if !(value.is_finite() && value >= 0.0) {
@@ -282,6 +353,9 @@ pub fn briefing_html(b: &Briefing) -> Result<String, MapError> {
     );
     html.push_str("</section>\n");
 
+    if let Some(alerts) = &b.alerts {
+        alerts_section(&mut html, alerts);
+    }
     if let Some(nowcast) = &b.nowcast {
         nowcast_section(&mut html, nowcast);
     }
@@ -299,6 +373,9 @@ pub fn briefing_html(b: &Briefing) -> Result<String, MapError> {
          holds the 80% prediction interval (8 days in 10 should fall inside), the lighter band the 95% interval.</p>\n",
     );
     html.push_str("</section>\n");
+    if let Some(drivers) = &b.drivers {
+        drivers_section(&mut html, drivers, &b.station);
+    }
 
     // Table of the next 14 days.
     let origin = b.observed.last().map_or(first.date - chrono::Days::new(1), |o| o.0);
@@ -357,6 +434,108 @@ pub fn briefing_html(b: &Briefing) -> Result<String, MapError> {
     let _ = writeln!(html, "<footer>Generated {} by stroom. {ATTRIBUTION}.</footer>", escape(&b.generated_at));
     html.push_str("</body>\n</html>\n");
     Ok(html)
+}
+
+/// "What drives the forecast": one sentence naming the segment that adds the
+/// most, and a bar chart of every part.
+fn drivers_section(html: &mut String, d: &Drivers, station: &str) {
+    html.push_str("<section class=\"drivers\">\n<h2>What drives the forecast</h2>\n");
+    let upstream: f64 = d.segments.iter().map(|s| s.part).sum();
+    let total = d.level + upstream + d.rest;
+    let top = d.segments.iter().filter(|s| s.part > 0.0).max_by(|a, b| a.part.total_cmp(&b.part));
+    let line = match top {
+        Some(s) if upstream > 0.0 && s.part >= 0.5 && s.part >= 0.1 * total.abs() => format!(
+            "Upstream density adds {} arrivals at {} over the next {} days; most of the expected rise comes from \
+             {}, {} days upstream ({} arrivals).",
+            format_value(upstream),
+            escape(station),
+            d.days,
+            escape(&s.label),
+            s.lead_days,
+            format_value(s.part)
+        ),
+        _ if d.segments.is_empty() => format!(
+            "The forecast of {} over the next {} days rests on the level and the calendar of its own series: no \
+             upstream signal entered it.",
+            escape(station),
+            d.days
+        ),
+        _ => format!(
+            "Upstream density changes the forecast of {} over the next {} days little ({}{} arrivals).",
+            escape(station),
+            d.days,
+            if upstream > 0.0 { "+" } else { "" },
+            format_value(upstream)
+        ),
+    };
+    let _ = writeln!(html, "<p class=\"drivers-line\">{line}</p>");
+    let mut bars = vec![("Level and calendar".to_owned(), d.level)];
+    bars.extend(d.segments.iter().map(|s| (format!("{} ({} days ahead)", s.label, s.lead_days), s.part)));
+    bars.push(("Calibration".to_owned(), d.rest));
+    html.push_str(&crate::chart::bar_chart(&format!("Expected arrivals over {} days, by source", d.days), &bars));
+    html.push_str(
+        "<p class=\"note\">The parts add up to the sum of the daily means. A segment's part is what its density \
+         excess (against its usual weekday) changes in the forecast, shared fairly when several segments move it \
+         together (Shapley values); the calibration part is the correction of the mean learned from past errors.</p>\n\
+         </section>\n",
+    );
+}
+
+/// "Capacity alerts": one sentence on the most likely excess, and every open
+/// alert in a table.
+fn alerts_section(html: &mut String, alerts: &CapacityAlerts) {
+    html.push_str("<section class=\"alerts\">\n<h2>Capacity alerts</h2>\n");
+    let level = format_percent(alerts.level);
+    let Some(top) = alerts.open.iter().max_by(|a, b| a.probability.total_cmp(&b.probability)) else {
+        let _ = writeln!(
+            html,
+            "<p class=\"alerts-line\">No open alert: on no forecast day is the chance that arrivals exceed a \
+             station's capacity {level} or more.</p>\n</section>"
+        );
+        return;
+    };
+    let per = |a: &CapacityAlert| if a.weekly { "seven-day" } else { "daily" };
+    let when = |a: &CapacityAlert| {
+        if a.weekly {
+            format!("in the seven days to {}", a.date.format("%a %Y-%m-%d"))
+        } else {
+            format!("on {}", a.date.format("%a %Y-%m-%d"))
+        }
+    };
+    let _ = writeln!(
+        html,
+        "<p class=\"alerts-line\">{} open alert{} (a chance of {level} or more that arrivals exceed capacity). \
+         Most likely: {} may exceed its {} capacity of {} {} ({} chance; {} arrivals expected above it).</p>",
+        alerts.open.len(),
+        if alerts.open.len() == 1 { "" } else { "s" },
+        escape(&top.station),
+        per(top),
+        format_value(top.capacity),
+        when(top),
+        format_percent(top.probability),
+        format_value(top.expected_excess)
+    );
+    html.push_str(
+        "<table class=\"alerts\">\n<thead><tr><th class=\"text\">Station</th><th class=\"text\">When</th>\
+         <th>Capacity</th><th>Chance above</th><th>Expected excess</th></tr></thead>\n<tbody>\n",
+    );
+    for a in &alerts.open {
+        let _ = writeln!(
+            html,
+            "<tr><td class=\"text\">{}</td><td class=\"text\">{}</td><td>{} ({})</td><td>{}</td><td>{}</td></tr>",
+            escape(&a.station),
+            when(a),
+            format_value(a.capacity),
+            per(a),
+            format_percent(a.probability),
+            format_value(a.expected_excess)
+        );
+    }
+    html.push_str(
+        "</tbody>\n</table>\n<p class=\"note\">The chance comes from the forecast's quantiles, interpolated \
+         between them; beyond the 95% interval it rests on an assumed exponential tail. A seven-day window adds \
+         the observed days to the forecast ones and assumes that the days' errors move together.</p>\n</section>\n",
+    );
 }
 
 /// "What is unusual on the route": one sentence naming the segments whose
@@ -512,6 +691,8 @@ mod tests {
             forecast: forecast(28),
             accuracy: Some(accuracy()),
             nowcast: None,
+            alerts: None,
+            drivers: None,
             provenance: vec!["Arrivals: registrations at Ter Apel, daily".to_owned()],
             generated_at: "2025-11-17 06:00 UTC".to_owned(),
         }
@@ -581,6 +762,73 @@ mod tests {
 
         page.nowcast.as_mut().unwrap().segments[0].z = f64::NAN;
         assert!(matches!(briefing_html(&page), Err(MapError::NonFiniteValue { series: "nowcast", field: "z", .. })));
+    }
+
+    #[test]
+    fn the_drivers_name_the_segment_that_adds_most_and_sum_in_the_chart() {
+        let route = route("western-balkans");
+        let map = spec(&route, Vec::new());
+        let mut page = briefing(&map);
+        let driver = |label: &str, lead_days, part| Driver { label: label.to_owned(), lead_days, part };
+        page.drivers = Some(Drivers {
+            days: 14,
+            level: 700.0,
+            segments: vec![driver("Belgrade – Horgoš", 12, 180.0), driver("Skopje – Belgrade", 15, -20.0)],
+            rest: 4.0,
+        });
+        let html = briefing_html(&page).unwrap();
+        assert!(
+            html.contains(
+                "Upstream density adds 160 arrivals at Ter Apel over the next 14 days; most of the expected \
+                 rise comes from Belgrade – Horgoš, 12 days upstream (180 arrivals)."
+            ),
+            "{html}"
+        );
+        assert_eq!(html.matches("class=\"driver\"").count(), 4);
+        assert!(html.contains(">+180</text>") && html.contains(">-20</text>"));
+        page.drivers = Some(Drivers { days: 14, level: 700.0, segments: Vec::new(), rest: 0.0 });
+        assert!(briefing_html(&page).unwrap().contains("no upstream signal entered it"));
+        page.drivers = Some(Drivers { days: 14, level: f64::NAN, segments: Vec::new(), rest: 0.0 });
+        assert!(matches!(briefing_html(&page), Err(MapError::NonFiniteValue { series: "drivers", .. })));
+    }
+
+    #[test]
+    fn open_capacity_alerts_are_named_with_their_chance() {
+        let route = route("channel");
+        let map = spec(&route, Vec::new());
+        let mut page = briefing(&map);
+        let date = NaiveDate::from_ymd_opt(2025, 11, 18).unwrap();
+        let alert = |station: &str, weekly, probability| CapacityAlert {
+            station: station.to_owned(),
+            date,
+            weekly,
+            capacity: 900.0,
+            probability,
+            expected_excess: 120.0,
+        };
+        page.alerts =
+            Some(CapacityAlerts { level: 0.8, open: vec![alert("Dover <", false, 0.86), alert("Dover", true, 0.93)] });
+        let html = briefing_html(&page).unwrap();
+        assert!(
+            html.contains(
+                "2 open alerts (a chance of 80% or more that arrivals exceed capacity). Most likely: Dover \
+                 may exceed its seven-day capacity of 900 in the seven days to Tue 2025-11-18 (93% chance; 120 \
+                 arrivals expected above it)."
+            ),
+            "{html}"
+        );
+        let rows = table_rows(&html, "alerts");
+        assert_eq!(rows.len(), 2);
+        assert!(
+            rows[0]
+                .contains("Dover &lt;</td><td class=\"text\">on Tue 2025-11-18</td><td>900 (daily)</td><td>86%</td>"),
+            "{}",
+            rows[0]
+        );
+        page.alerts = Some(CapacityAlerts { level: 0.8, open: Vec::new() });
+        assert!(briefing_html(&page).unwrap().contains("No open alert"));
+        page.alerts = Some(CapacityAlerts { level: 0.8, open: vec![alert("Dover", false, f64::NAN)] });
+        assert!(matches!(briefing_html(&page), Err(MapError::NonFiniteValue { series: "alerts", .. })));
     }
 
     #[test]

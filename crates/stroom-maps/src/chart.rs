@@ -1,5 +1,6 @@
-//! The fan chart of the briefing page: the recent observed series, then the
-//! forecast mean with its 80% and 95% prediction intervals, as inline SVG.
+//! The charts of the briefing page, as inline SVG: the fan chart (the recent
+//! observed series, then the forecast mean with its 80% and 95% prediction
+//! intervals) and the bar chart of what the forecast is made of.
 
 use std::fmt::Write;
 
@@ -182,6 +183,61 @@ pub(crate) fn fan_chart(station: &str, observed: &[(NaiveDate, f64)], forecast: 
         lx += 28.0 + label.chars().count() as f64 * 7.2 + 22.0;
     }
     svg.push_str("</svg>\n");
+    svg
+}
+
+/// Bar colours of the drivers chart: adds, removes.
+const ADDS: &str = "#3b528b";
+const REMOVES: &str = "#c0392b";
+
+/// A horizontal bar chart of `bars` (label, value): bars grow right from a
+/// zero line for positive values and left for negative ones, each labelled
+/// with its value. Callers have checked that the values are finite.
+pub(crate) fn bar_chart(title: &str, bars: &[(String, f64)]) -> String {
+    const LABELS: f64 = 300.0;
+    const ROW: f64 = 26.0;
+    let height = TOP + ROW * bars.len() as f64 + 16.0;
+    let span = bars.iter().map(|(_, v)| v.abs()).fold(0.0, f64::max).max(1e-9);
+    let has_negative = bars.iter().any(|(_, v)| *v < 0.0);
+    let plot = WIDTH - LABELS - RIGHT - 70.0;
+    // Room on both sides when a bar is negative.
+    let (zero, unit) = if has_negative { (LABELS + plot / 2.0, plot / 2.0 / span) } else { (LABELS, plot / span) };
+    let mut svg = String::with_capacity(1024 + 256 * bars.len());
+    let _ = write!(
+        svg,
+        r#"<svg class="drivers-chart" width="100%" viewBox="0 0 {WIDTH} {height}" font-family="{FONT_FAMILY}" font-size="12" role="img" aria-labelledby="stroom-drivers-title"><title id="stroom-drivers-title">{}</title>"#,
+        escape(title)
+    );
+    for (i, (label, value)) in bars.iter().enumerate() {
+        let y = TOP + ROW * i as f64;
+        let width = value.abs() * unit;
+        let x = if *value < 0.0 { zero - width } else { zero };
+        let fill = if *value < 0.0 { REMOVES } else { ADDS };
+        let _ = write!(
+            svg,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="end" fill="{OBSERVED}">{}</text><rect class="driver" x="{x:.1}" y="{:.1}" width="{width:.1}" height="{:.1}" fill="{fill}"/>"#,
+            LABELS - 8.0,
+            y + ROW * 0.62,
+            escape(label),
+            y + 4.0,
+            ROW - 8.0
+        );
+        let (tx, anchor) = if *value < 0.0 { (x - 4.0, "end") } else { (x + width + 4.0, "start") };
+        let _ = write!(
+            svg,
+            r#"<text x="{tx:.1}" y="{:.1}" text-anchor="{anchor}" fill="{AXIS}">{}{}</text>"#,
+            y + ROW * 0.62,
+            if *value > 0.0 { "+" } else { "" },
+            format_value(*value)
+        );
+    }
+    let _ = write!(
+        svg,
+        r#"<path d="M{zero:.1} {:.1}V{:.1}" stroke="{AXIS}" stroke-width="1"/><text x="{LEFT}" y="22" fill="{AXIS}">{}</text></svg>"#,
+        TOP - 4.0,
+        height - 12.0,
+        escape(title)
+    );
     svg
 }
 

@@ -1,7 +1,9 @@
-//! The colour scale of forecast maps: viridis (perceptually uniform, readable
-//! with the common colour-vision deficiencies and in greyscale), in classes
-//! whose breaks are quantiles of the mapped values rounded to two significant
-//! digits.
+//! The colour scales of maps. Forecast maps use viridis (perceptually
+//! uniform, readable with the common colour-vision deficiencies and in
+//! greyscale), in classes whose breaks are quantiles of the mapped values
+//! rounded to two significant digits. Nowcast maps use ColorBrewer's
+//! diverging red–blue scheme (colour-blind safe) with fixed breaks at ±1, ±2
+//! and ±3 robust z-scores, so the same colour means the same on every day.
 
 use crate::text::format_value;
 
@@ -29,6 +31,12 @@ pub(crate) fn viridis(t: f64) -> String {
     format!("#{:02x}{:02x}{:02x}", mix(a.0, b.0), mix(a.1, b.1), mix(a.2, b.2))
 }
 
+/// ColorBrewer's RdBu in seven classes, from blue (far below usual) through
+/// white to red (far above).
+const RDBU: [&str; 7] = ["#2166ac", "#67a9cf", "#d1e5f0", "#f7f7f7", "#fddbc7", "#ef8a62", "#b2182b"];
+/// The nowcast scale's class breaks, in robust z-scores.
+const Z_BREAKS: [f64; 6] = [-3.0, -2.0, -1.0, 1.0, 2.0, 3.0];
+
 /// The most classes a map legend shows.
 pub(crate) const MAX_CLASSES: usize = 6;
 
@@ -40,6 +48,8 @@ pub(crate) struct ColourScale {
     max: f64,
     /// Upper bounds of every class but the last, strictly increasing.
     breaks: Vec<f64>,
+    /// The nowcast's diverging scale (fixed breaks) instead of viridis.
+    diverging: bool,
 }
 
 impl ColourScale {
@@ -59,7 +69,13 @@ impl ColourScale {
                 breaks.push(rounded);
             }
         }
-        Some(Self { min, max, breaks })
+        Some(Self { min, max, breaks, diverging: false })
+    }
+
+    /// The nowcast's scale of robust z-scores: seven classes with breaks at
+    /// ±1, ±2 and ±3.
+    pub(crate) fn z_scores() -> Self {
+        Self { min: f64::NEG_INFINITY, max: f64::INFINITY, breaks: Z_BREAKS.to_vec(), diverging: true }
     }
 
     /// The number of classes.
@@ -74,6 +90,9 @@ impl ColourScale {
 
     /// The fill colour of class `class`.
     pub(crate) fn colour(&self, class: usize) -> String {
+        if self.diverging {
+            return RDBU[class.min(RDBU.len() - 1)].to_owned();
+        }
         let classes = self.classes();
         if classes == 1 {
             return viridis(0.5);
@@ -83,6 +102,14 @@ impl ColourScale {
 
     /// The legend label of class `class`, e.g. "12 – 25".
     pub(crate) fn label(&self, class: usize) -> String {
+        if self.diverging {
+            let z = |v: f64| format!("{v:+.0}").replace('-', "\u{2212}");
+            return match class {
+                0 => format!("z below {}: far below usual", z(self.breaks[0])),
+                c if c + 1 == self.classes() => format!("z {} or more: far above usual", z(self.breaks[c - 1])),
+                c => format!("z {} to {}", z(self.breaks[c - 1]), z(self.breaks[c])),
+            };
+        }
         let lower = if class == 0 { self.min } else { self.breaks[class - 1] };
         let upper = if class + 1 == self.classes() { self.max } else { self.breaks[class] };
         if format_value(lower) == format_value(upper) {
@@ -142,6 +169,21 @@ mod tests {
         let skewed = ColourScale::from_values(&[0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1000.0]).unwrap();
         assert!(skewed.classes() <= 2);
         assert_eq!(skewed.class_of(1000.0), skewed.classes() - 1);
+    }
+
+    #[test]
+    fn the_z_scale_has_fixed_breaks_and_diverges_from_white() {
+        let scale = ColourScale::z_scores();
+        assert_eq!(scale.classes(), 7);
+        assert_eq!(scale.class_of(-7.0), 0);
+        assert_eq!(scale.class_of(0.0), 3);
+        assert_eq!(scale.class_of(0.99), 3);
+        assert_eq!(scale.class_of(1.0), 4);
+        assert_eq!(scale.class_of(12.0), 6);
+        assert_eq!(scale.colour(3), "#f7f7f7");
+        assert_eq!(scale.label(0), "z below \u{2212}3: far below usual");
+        assert_eq!(scale.label(3), "z \u{2212}1 to +1");
+        assert_eq!(scale.label(6), "z +3 or more: far above usual");
     }
 
     #[test]

@@ -9,7 +9,7 @@
 use std::fmt::Write;
 
 use crate::geometry::{LngLat, cell_rings};
-use crate::{CellValue, MapSpec};
+use crate::{CellValue, Layer, MapSpec};
 
 /// The map as an RFC 7946 GeoJSON FeatureCollection, one feature per line.
 ///
@@ -17,18 +17,20 @@ use crate::{CellValue, MapSpec};
 ///   antimeridian) with the properties `kind` = `"cell"`, `hex_id` (the H3
 ///   index as the lowercase hex string that kepler.gl and the H3 bindings
 ///   read), `resolution`, `segment`, `forecast_date`, `status` (`"forecast"`,
-///   `"no_value"` or `"suppressed"`), `suppressed`, and `mean`, `q10`, `q90`,
-///   `observed`. The four numbers are `null` when unknown or not finite, and
+///   or `"scored"` on the nowcast layer, `"no_value"` or `"suppressed"`),
+///   `suppressed`, and `mean`, `q10`, `q90`, `observed`, and on the nowcast
+///   layer `z` (then `mean` is the same-weekday baseline and `observed` the
+///   day's devices). The numbers are `null` when unknown or not finite, and
 ///   always `null` for a suppressed cell.
 /// - Every segment is a `LineString` through its waypoints (`kind` =
 ///   `"segment"`, `id`, `name`, `from`, `to`, `mode`).
 /// - Every station is a `Point` (`kind` = `"station"`, `id`, `name`, `country`,
-///   `role`).
+///   `role`, and `capacity_alert`: whether a capacity alert is open there).
 ///
 /// Positions are `[longitude, latitude]` in degrees, rings are closed and
 /// exterior rings counter-clockwise. The collection carries the map's title,
-/// route, forecast date, data vintage, model, uncertainty statement and value
-/// label as foreign members.
+/// route, forecast date, data vintage, model, uncertainty statement, value
+/// label and layer (`forecast` or `nowcast`) as foreign members.
 pub fn geojson(spec: &MapSpec) -> String {
     let mut out = String::with_capacity(512 + spec.cells.len() * 420);
     out.push_str("{\"type\":\"FeatureCollection\"");
@@ -43,6 +45,7 @@ pub fn geojson(spec: &MapSpec) -> String {
     member(&mut out, "model", &spec.model);
     member(&mut out, "uncertainty", &spec.uncertainty);
     member(&mut out, "value_label", &spec.value_label);
+    member(&mut out, "layer", if spec.layer == Layer::Nowcast { "nowcast" } else { "forecast" });
     out.push_str(",\"features\":[");
     let mut first = true;
     let mut separator = |out: &mut String| {
@@ -52,7 +55,7 @@ pub fn geojson(spec: &MapSpec) -> String {
     let date = spec.forecast_date.to_string();
     for value in &spec.cells {
         separator(&mut out);
-        cell_feature(&mut out, value, &date);
+        cell_feature(&mut out, value, &date, spec.layer);
     }
     for segment in &spec.route.segments {
         separator(&mut out);
@@ -76,13 +79,15 @@ pub fn geojson(spec: &MapSpec) -> String {
         member(&mut out, "name", &station.name);
         member(&mut out, "country", &station.country);
         member(&mut out, "role", station.role.as_str());
+        let alert = spec.alert_stations.contains(&station.id);
+        out.push_str(if alert { ",\"capacity_alert\":true" } else { ",\"capacity_alert\":false" });
         out.push_str("}}");
     }
     out.push_str("\n]}\n");
     out
 }
 
-fn cell_feature(out: &mut String, value: &CellValue, date: &str) {
+fn cell_feature(out: &mut String, value: &CellValue, date: &str, layer: Layer) {
     let hex_id = value.cell.to_string();
     out.push_str("{\"type\":\"Feature\",\"id\":");
     string(out, &hex_id);
@@ -108,8 +113,8 @@ fn cell_feature(out: &mut String, value: &CellValue, date: &str) {
     member(out, "forecast_date", date);
     let status = if value.suppressed {
         "suppressed"
-    } else if value.shown_mean().is_some() {
-        "forecast"
+    } else if value.shown(layer).is_some() {
+        if layer == Layer::Nowcast { "scored" } else { "forecast" }
     } else {
         "no_value"
     };
@@ -117,7 +122,9 @@ fn cell_feature(out: &mut String, value: &CellValue, date: &str) {
     let _ = write!(out, ",\"suppressed\":{}", value.suppressed);
     // A suppressed cell's numbers are never written, whatever the caller set.
     let shown = |number: Option<f64>| if value.suppressed { None } else { number.filter(|v| v.is_finite()) };
-    for (name, number) in [("mean", value.mean), ("q10", value.q10), ("q90", value.q90), ("observed", value.observed)] {
+    let numbers = [("mean", value.mean), ("q10", value.q10), ("q90", value.q90), ("observed", value.observed)];
+    let z = (layer == Layer::Nowcast).then_some(("z", value.z));
+    for (name, number) in numbers.into_iter().chain(z) {
         let _ = write!(out, ",\"{name}\":");
         match shown(number) {
             Some(v) => number_to(out, v),
@@ -351,6 +358,7 @@ mod tests {
                 q10: None,
                 q90: None,
                 observed: None,
+                z: None,
                 suppressed: false,
             })
             .collect();

@@ -44,10 +44,14 @@ mod testing;
 use chrono::NaiveDate;
 use stroom_core::{Cell, Route};
 
-pub use briefing::{Accuracy, Briefing, ForecastPoint, Nowcast, TABLE_DAYS, UNUSUAL_Z, UnusualSegment, briefing_html};
+pub use briefing::{
+    Accuracy, Briefing, CapacityAlert, CapacityAlerts, Driver, Drivers, ForecastPoint, Nowcast, TABLE_DAYS, UNUSUAL_Z,
+    UnusualSegment, briefing_html,
+};
 pub use error::MapError;
 pub use geojson::geojson;
 pub use map::svg;
+
 pub use raster::{MAX_PNG_WIDTH, MIN_PNG_WIDTH, png};
 
 /// The forecast and observed value of one H3 cell of a route on the forecast
@@ -66,6 +70,9 @@ pub struct CellValue {
     pub q90: Option<f64>,
     /// The observed value, once known.
     pub observed: Option<f64>,
+    /// On the nowcast layer: the robust z-score of `observed` against its
+    /// same-weekday baseline (`mean`).
+    pub z: Option<f64>,
     /// The cell's count is below the privacy threshold. A suppressed cell is
     /// drawn and listed as suppressed; its numbers are never written out, even
     /// when they are set here.
@@ -77,6 +84,27 @@ impl CellValue {
     fn shown_mean(&self) -> Option<f64> {
         if self.suppressed { None } else { self.mean.filter(|v| v.is_finite()) }
     }
+
+    /// The number the cell is coloured by on `layer`: the mean, or the z-score.
+    fn shown(&self, layer: Layer) -> Option<f64> {
+        match layer {
+            Layer::Forecast => self.shown_mean(),
+            Layer::Nowcast if self.suppressed => None,
+            Layer::Nowcast => self.z.filter(|v| v.is_finite()),
+        }
+    }
+}
+
+/// What a map's cells show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Layer {
+    /// The expected density on the forecast day (viridis, darker is more).
+    #[default]
+    Forecast,
+    /// How unusual the day's density is: each cell's robust z-score against
+    /// its same-weekday baseline, on a diverging scale with fixed breaks at
+    /// ±1, ±2 and ±3 (blue below usual, red above).
+    Nowcast,
 }
 
 /// Everything a map shows: the route, what the numbers are, and where they
@@ -103,4 +131,9 @@ pub struct MapSpec<'a> {
     /// One value per cell; cells in more than one segment may appear once per
     /// segment.
     pub cells: Vec<CellValue>,
+    /// Ids of the route's stations with an open capacity alert: ringed in red
+    /// on the map and flagged in the GeoJSON.
+    pub alert_stations: Vec<String>,
+    /// What the cells show.
+    pub layer: Layer,
 }

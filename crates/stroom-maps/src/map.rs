@@ -17,7 +17,7 @@ use crate::basemap::{self, ATTRIBUTION};
 use crate::colour::ColourScale;
 use crate::geometry::{Point, Projection, Rect, cell_ring_near, route_positions};
 use crate::text::{escape, format_value, push_coordinate, text_width, wrap};
-use crate::{CellValue, MapSpec};
+use crate::{CellValue, Layer, MapSpec};
 
 /// Width of the map in SVG user units (pixels at scale 1).
 pub(crate) const WIDTH: f64 = 1200.0;
@@ -40,6 +40,8 @@ const LAND: &str = "#f3f0ea";
 const BORDER: &str = "#a9a39a";
 const INK: &str = "#1a1a1a";
 const MUTED: &str = "#555555";
+/// The ring around a station with an open capacity alert.
+const ALERT: &str = "#c0392b";
 const NO_VALUE_STROKE: &str = "#6f6f6f";
 const HATCH_BACKGROUND: &str = "#e4e4e4";
 const HATCH_LINE: &str = "#5c5c5c";
@@ -94,8 +96,12 @@ pub(crate) fn render(spec: &MapSpec, embedding: Embedding) -> String {
         y += TITLE_SIZE * 1.25;
     }
     y += SUBTITLE_SIZE * 0.2;
+    let what = match spec.layer {
+        Layer::Forecast => "forecast for",
+        Layer::Nowcast => "density on",
+    };
     let subtitle = format!(
-        "{} · forecast for {} ({})",
+        "{} · {what} {} ({})",
         spec.route.name,
         spec.forecast_date.format("%Y-%m-%d"),
         spec.forecast_date.format("%A")
@@ -109,7 +115,12 @@ pub(crate) fn render(spec: &MapSpec, embedding: Embedding) -> String {
 
     // The projection fits the route and its cells.
     let projection = Projection::fit(route_positions(spec.route, spec.cells.iter().map(|c| c.cell)), frame);
-    let scale = ColourScale::from_values(&spec.cells.iter().filter_map(CellValue::shown_mean).collect::<Vec<_>>());
+    let scale = match spec.layer {
+        Layer::Forecast => {
+            ColourScale::from_values(&spec.cells.iter().filter_map(CellValue::shown_mean).collect::<Vec<_>>())
+        }
+        Layer::Nowcast => Some(ColourScale::z_scores()),
+    };
 
     let mut body = String::new();
     let _ = writeln!(body, r#"<g clip-path="url(#{CLIP_ID})">"#);
@@ -162,9 +173,13 @@ pub(crate) fn render(spec: &MapSpec, embedding: Embedding) -> String {
         if cell_enlargement(spec, &projection).1 { ", drawn enlarged to stay visible at this scale" } else { "" };
     let method = match resolution {
         Some(r) => format!(
-            "Hexagons: H3 cells at resolution {r} (about {} km across{enlarged_note}), coloured by forecast mean. \
+            "Hexagons: H3 cells at resolution {r} (about {} km across{enlarged_note}), coloured by {}. \
              Projection: Web Mercator. {ATTRIBUTION}.",
-            format_value(2.0 * r.edge_length_km())
+            format_value(2.0 * r.edge_length_km()),
+            match spec.layer {
+                Layer::Forecast => "forecast mean",
+                Layer::Nowcast => "robust z-score against the same weekday of the previous weeks",
+            }
         ),
         None => format!("Projection: Web Mercator. {ATTRIBUTION}."),
     };
@@ -288,8 +303,8 @@ fn draw_cells(out: &mut String, spec: &MapSpec, projection: &Projection, scale: 
         let Some(ring) = cell_ring_near(value.cell, center_lng) else { continue };
         let target = if value.suppressed {
             &mut suppressed
-        } else if let (Some(mean), Some(scale)) = (value.shown_mean(), scale) {
-            &mut by_class[scale.class_of(mean)]
+        } else if let (Some(shown), Some(scale)) = (value.shown(spec.layer), scale) {
+            &mut by_class[scale.class_of(shown)]
         } else {
             &mut no_value
         };
@@ -384,6 +399,15 @@ fn station_marker(out: &mut String, (x, y): Point, role: StationRole) {
     }
 }
 
+/// The red ring drawn under a station with an open capacity alert.
+fn alert_ring(out: &mut String, (x, y): Point, role: StationRole) {
+    let r = station_radius(role) + 4.0;
+    let _ = writeln!(
+        out,
+        r#"<circle class="capacity-alert" cx="{x:.2}" cy="{y:.2}" r="{r}" fill="none" stroke="{ALERT}" stroke-width="3"/>"#
+    );
+}
+
 /// Boxes that labels should not cover: every drawn cell and points along the
 /// route line.
 fn label_obstacles(spec: &MapSpec, projection: &Projection) -> Vec<Rect> {
@@ -424,6 +448,9 @@ fn draw_stations(out: &mut String, spec: &MapSpec, projection: &Projection) {
         })
         .collect();
     for (station, point) in &stations {
+        if spec.alert_stations.contains(&station.id) {
+            alert_ring(out, *point, station.role);
+        }
         station_marker(out, *point, station.role);
     }
     // The destination is labelled first so it gets the best place.
@@ -554,7 +581,11 @@ fn draw_legend(out: &mut String, spec: &MapSpec, scale: Option<&ColourScale>, pa
     let hatch = if small_cells { SUPPRESSED_SMALL.to_owned() } else { format!("url(#{HATCH_ID})") };
     let label = "Suppressed: count below the privacy threshold, no value shown";
     legend_row(out, panel, &mut y, &rect("legend-suppressed", &hatch, HATCH_LINE, 0.8), label);
-    legend_row(out, panel, &mut y, &rect("legend-no-value", "none", NO_VALUE_STROKE, 1.2), "No forecast for this cell");
+    let no_value = match spec.layer {
+        Layer::Forecast => "No forecast for this cell",
+        Layer::Nowcast => "No score: too few weeks of history",
+    };
+    legend_row(out, panel, &mut y, &rect("legend-no-value", "none", NO_VALUE_STROKE, 1.2), no_value);
     y += 6.0;
     let (width, _) = route_widths(spec);
     let line = |dash: &str| {
@@ -570,15 +601,23 @@ fn draw_legend(out: &mut String, spec: &MapSpec, scale: Option<&ColourScale>, pa
         station_marker(&mut marker, (SWATCH_WIDTH / 2.0, SWATCH_HEIGHT / 2.0), role);
         legend_row(out, panel, &mut y, marker.trim_end(), label);
     }
+    if !spec.alert_stations.is_empty() {
+        let mut marker = String::new();
+        let centre = (SWATCH_WIDTH / 2.0, SWATCH_HEIGHT / 2.0);
+        alert_ring(&mut marker, centre, StationRole::Transit);
+        station_marker(&mut marker, centre, StationRole::Transit);
+        legend_row(out, panel, &mut y, marker.trim_end(), "Capacity alert open");
+    }
 
     // Counts, so that suppression is visible rather than silent.
-    let forecast = spec.cells.iter().filter(|c| c.shown_mean().is_some()).count();
+    let forecast = spec.cells.iter().filter(|c| c.shown(spec.layer).is_some()).count();
     let suppressed = spec.cells.iter().filter(|c| c.suppressed).count();
     let empty = spec.cells.len() - forecast - suppressed;
     y += 8.0;
     let summary = format!(
-        "{} cells: {forecast} with a forecast, {suppressed} suppressed, {empty} without a value.",
-        spec.cells.len()
+        "{} cells: {forecast} with a {}, {suppressed} suppressed, {empty} without a value.",
+        spec.cells.len(),
+        if spec.layer == Layer::Nowcast { "score" } else { "forecast" }
     );
     text_lines(out, &summary, panel.x, &mut y, SMALL_SIZE, "normal", MUTED, panel.width);
     out.push_str("</g>\n");
@@ -594,6 +633,31 @@ mod tests {
     /// resvg accepts.
     fn check_well_formed(svg: &str) {
         resvg::usvg::Tree::from_str(svg, &resvg::usvg::Options::default()).expect("the SVG parses");
+    }
+
+    #[test]
+    fn the_nowcast_layer_colours_z_scores_on_a_fixed_diverging_scale() {
+        let route = route("channel");
+        let mut cells = cell_values(&route, 6, 1);
+        for (i, c) in cells.iter_mut().enumerate() {
+            c.z = Some(if i == 0 { 8.0 } else { 0.2 });
+        }
+        cells[1].z = None;
+        let mut spec = spec(&route, cells);
+        spec.layer = Layer::Nowcast;
+        let svg = render(&spec, Embedding::Standalone);
+        check_well_formed(&svg);
+        assert!(svg.contains("density on 2025-11-17"), "the subtitle names the scored day");
+        assert!(svg.contains("far above usual") && svg.contains("robust z-score"));
+        // One cell far above (red), the rest near usual (white), one without a score.
+        assert_eq!(svg.matches(r##"class="cells-class-6" d="##).count(), 1);
+        assert!(svg.contains(r##"class="cells-class-3""##) && svg.contains("#b2182b"));
+        assert!(svg.contains("with a score") && svg.contains("No score"));
+        let geo: serde_json::Value = serde_json::from_str(&crate::geojson(&spec)).unwrap();
+        assert_eq!(geo["layer"], "nowcast");
+        let first = &geo["features"][0]["properties"];
+        assert_eq!((first["z"].as_f64(), first["status"].as_str()), (Some(8.0), Some("scored")));
+        assert_eq!(geo["features"][1]["properties"]["status"], "no_value");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use stroom_core::{Resolution, Route};
 
-use crate::{CellValue, MapSpec};
+use crate::{CellValue, Layer, MapSpec};
 
 /// A shipped route, by id.
 pub(crate) fn route(id: &str) -> Route {
@@ -36,6 +36,7 @@ pub(crate) fn cell_values(route: &Route, resolution: u8, buffer_rings: u32) -> V
                 q10: has_forecast.then_some(mean * 0.6),
                 q90: has_forecast.then_some(mean * 1.5),
                 observed: (i % 3 == 0).then_some(mean.round()),
+                z: None,
                 suppressed,
             });
         }
@@ -54,5 +55,7 @@ pub(crate) fn spec(route: &Route, cells: Vec<CellValue>) -> MapSpec<'_> {
         uncertainty: "The 80% interval held the actual value on 78% of backtest days.".to_owned(),
         value_label: "devices per cell and day".to_owned(),
         cells,
+        alert_stations: Vec::new(),
+        layer: Layer::Forecast,
     }
 }

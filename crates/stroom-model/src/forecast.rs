@@ -24,7 +24,7 @@ use crate::ModelError;
 use crate::features::{ROW_HISTORY, sorted_median};
 use crate::metrics::seasonal_naive_scale;
 use crate::models::{
-    BaselineParams, ElasticNetParams, EtsParams, Forecaster, MemberRun, ModelKind, SeriesInput, SignalLead,
+    BaselineParams, ElasticNetParams, EtsParams, Forecaster, MemberRun, ModelKind, SeriesInput, SignalLead, SignalPart,
 };
 
 /// Everything a forecast at a cutoff needs to know.
@@ -130,6 +130,31 @@ pub struct ModelForecast {
     pub calibration_mase: f64,
     /// One entry per horizon 1..=H.
     pub steps: Vec<Step>,
+    /// Each step's mean split into additive parts, one per step.
+    pub attribution: Vec<Attribution>,
+}
+
+/// One forecast day's mean split into parts that sum to it exactly:
+/// `level + Σ signals[i].part + rest = mean`.
+///
+/// For the regression (on `log1p` counts) the point forecast is split by
+/// Shapley values on the count scale: `level` is the forecast with every
+/// upstream signal at "no excess", and each signal's part is its average
+/// marginal change of the forecast over every order of adding the signals,
+/// so the parts sum exactly to the point forecast whatever the
+/// back-transform does. Models without signals (naive, ETS, …) put their
+/// whole point forecast in `level`; the ensemble averages its members'
+/// parts. `rest` is the mean minus the point forecast: the calibration's
+/// correction of the mean.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Attribution {
+    /// Level, lags, trend, weekday and holidays: the forecast without any
+    /// upstream signal.
+    pub level: f64,
+    /// The upstream signals' parts.
+    pub signals: Vec<SignalPart>,
+    /// The mean minus the point forecast.
+    pub rest: f64,
 }
 
 /// One day of a forecast.
@@ -251,7 +276,7 @@ pub fn forecast_at(
         };
         let point = mean_of(&|r| &r.point);
         let calibration = (0..origins.len()).map(|j| mean_of(&|r| &r.calibration[j])).collect();
-        runs.insert(ModelKind::Ensemble, MemberRun { point, calibration, leads: Vec::new() });
+        runs.insert(ModelKind::Ensemble, MemberRun { point, calibration, leads: Vec::new(), parts: Vec::new() });
     }
 
     let mut out = Vec::new();
@@ -262,9 +287,13 @@ pub fn forecast_at(
         }
         let run = runs.get(&kind)?;
         let mut f = calibrate(kind, run, &origins, &|o, s| actual(o, s), p.calibration_pool, scale.0);
-        if kind == ModelKind::Ensemble {
+        let sources: Vec<&MemberRun> = if kind == ModelKind::Ensemble {
             f.members = ensemble_members.clone();
-        }
+            ensemble_members.iter().filter_map(|k| runs.get(k)).collect()
+        } else {
+            vec![run]
+        };
+        f.attribution = attribute(run, &sources, &f.steps);
         cache.insert(kind, f.clone());
         Some(f)
     };
@@ -294,6 +323,33 @@ pub fn forecast_at(
         }
     }
     Ok(CutoffForecast { cutoff, forecasts: out, leads, scale })
+}
+
+/// The [`Attribution`] of each step of `run`, whose signal parts are the
+/// mean of `sources`' (the run itself, or an ensemble's members).
+fn attribute(run: &MemberRun, sources: &[&MemberRun], steps: &[Step]) -> Vec<Attribution> {
+    let share = 1.0 / sources.len().max(1) as f64;
+    steps
+        .iter()
+        .enumerate()
+        .map(|(i, step)| {
+            let mut signals: Vec<SignalPart> = Vec::new();
+            for source in sources {
+                for part in source.parts.get(i).and_then(Option::as_ref).map_or(&[][..], |p| &p.signals[..]) {
+                    let same = |s: &&mut SignalPart| {
+                        s.name == part.name && s.baseline_weeks == part.baseline_weeks && s.lead == part.lead
+                    };
+                    match signals.iter_mut().find(same) {
+                        Some(s) => s.part += share * part.part,
+                        None => signals.push(SignalPart { part: share * part.part, ..part.clone() }),
+                    }
+                }
+            }
+            let point = run.point.get(i).copied().unwrap_or(f64::NAN).max(0.0);
+            let level = point - signals.iter().map(|s| s.part).sum::<f64>();
+            Attribution { level, signals, rest: step.mean - point }
+        })
+        .collect()
 }
 
 /// Quantiles and intervals of a member's point forecast from its
@@ -365,7 +421,7 @@ fn calibrate(
         })
         .collect();
     let calibration_mase = if n > 0 && scale > 0.0 { abs_error / n as f64 / scale } else { f64::NAN };
-    ModelForecast { model: kind, chosen: None, members: Vec::new(), calibration_mase, steps }
+    ModelForecast { model: kind, chosen: None, members: Vec::new(), calibration_mase, steps, attribution: Vec::new() }
 }
 
 /// `forecast` moved by `residual` on the `log1p` scale, at least zero.
@@ -396,6 +452,85 @@ pub fn conformal_quantile(sorted: &[f64], q: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::UpstreamSignal;
+
+    /// A deterministic uniform stream in [0, 1).
+    fn uniform(seed: u64) -> impl FnMut() -> f64 {
+        let mut state = seed;
+        move || {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (state >> 33) as f64 / (1u64 << 31) as f64
+        }
+    }
+
+    /// A target that follows signal `surge` ten days later, beside a signal
+    /// `noise` that it does not follow; `surge` pulses every 35 days and
+    /// once just before the last day.
+    fn led_series(days: usize) -> SeriesInput {
+        let mut u = uniform(7);
+        let pulse = |t: usize| t % 35 < 5 || (days - 7..days - 2).contains(&t);
+        let surge: Vec<f64> = (0..days).map(|t| 4.0 * (u() - 0.5) + if pulse(t) { 80.0 } else { 0.0 }).collect();
+        let noise: Vec<f64> = (0..days).map(|_| 30.0 * (u() - 0.5)).collect();
+        let target = (0..days)
+            .map(|t| {
+                let weekly = [1.0, 1.1, 0.9, 1.0, 1.2, 0.8, 0.7][t % 7];
+                let led = if t >= 10 { surge[t - 10].max(0.0) } else { 0.0 };
+                (40.0 * weekly + 1.2 * led + 6.0 * (u() - 0.5)).round().max(0.0)
+            })
+            .collect();
+        let signal = |name: &str, excess: Vec<f64>| UpstreamSignal { name: name.into(), baseline_weeks: 8, excess };
+        SeriesInput {
+            start: chrono::NaiveDate::from_ymd_opt(2023, 1, 2).unwrap(),
+            target,
+            upstream: vec![signal("surge", surge), signal("noise", noise)],
+            holidays: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_parts_sum_to_the_mean_and_the_leading_signal_carries_the_surge() {
+        let days = 420;
+        let input = led_series(days);
+        let params = ForecastParams {
+            horizon: 10,
+            models: vec![ModelKind::ElasticNet, ModelKind::Ensemble, ModelKind::Auto, ModelKind::SeasonalNaive],
+            calibration_origins: 10,
+            calibration_step: 5,
+            ..ForecastParams::default()
+        }
+        .check()
+        .unwrap();
+        let at = forecast_at(&input, days - 1, &params).unwrap();
+        for f in &at.forecasts {
+            assert_eq!(f.attribution.len(), f.steps.len(), "{:?}", f.model);
+            for (a, step) in f.attribution.iter().zip(&f.steps) {
+                let sum = a.level + a.signals.iter().map(|s| s.part).sum::<f64>() + a.rest;
+                assert!((sum - step.mean).abs() < 1e-9 * step.mean.max(1.0), "{:?} h{}: {a:?}", f.model, step.horizon);
+            }
+            if f.model == ModelKind::SeasonalNaive {
+                assert!(f.attribution.iter().all(|a| a.signals.is_empty() && a.rest == 0.0));
+            }
+        }
+        let enet = at.forecasts.iter().find(|f| f.model == ModelKind::ElasticNet).unwrap();
+        // The pulse of days −6..−2 arrives on days +4..+8.
+        for a in &enet.attribution[4..8] {
+            let top = a.signals.iter().max_by(|x, y| x.part.abs().total_cmp(&y.part.abs())).expect("a signal part");
+            assert_eq!(top.name, "surge", "{a:?}");
+            assert!(top.part > 0.5 * a.level, "{a:?}");
+            assert!(top.lead >= 8 && top.lead <= 12, "{top:?}");
+        }
+    }
+
+    #[test]
+    fn shapley_parts_sum_to_the_change_and_treat_equal_signals_equally() {
+        let parts = crate::models::shapley_parts(3.0, &[0.4, 0.4, -0.2]);
+        let total = (3.0f64 + 0.6).exp_m1() - 3.0f64.exp_m1();
+        assert!((parts.iter().sum::<f64>() - total).abs() < 1e-12);
+        assert!((parts[0] - parts[1]).abs() < 1e-12 && parts[2] < 0.0);
+        assert!(crate::models::shapley_parts(1.0, &[]).is_empty());
+        let many = crate::models::shapley_parts(2.0, &[0.1; 14]);
+        assert!((many.iter().sum::<f64>() - ((3.4f64).exp_m1() - 2.0f64.exp_m1())).abs() < 1e-9);
+    }
 
     #[test]
     fn conformal_ranks() {

@@ -18,6 +18,8 @@
 //!   [`EtsParams`], [`ElasticNetParams`]).
 //! - `forecast`: [`forecast_at`], every model from one cutoff, with the
 //!   ensemble, the automatic choice and calibrated quantiles.
+//! - `exceedance`: the chance that arrivals exceed a capacity, from the
+//!   published quantiles ([`Quantiles::exceedance`]).
 //! - [`metrics`]: accuracy with utilsforecast's conventions.
 //! - `backtest`: statsforecast's folds ([`Folds`]), [`backtest()`] and the
 //!   summaries.
@@ -26,6 +28,7 @@
 
 mod backtest;
 mod error;
+mod exceedance;
 pub mod features;
 mod forecast;
 pub mod metrics;
@@ -35,14 +38,16 @@ pub use backtest::{
     Backtest, BacktestRow, Folds, MetricsRow, backtest, backtest_with_progress, last_known, rows_of, summarise,
 };
 pub use error::ModelError;
+pub use exceedance::{Exceedance, Quantiles, Tail};
 pub use features::{
     BASELINE_WEEKS, LONG_BASELINE_WEEKS, Lead, RobustScore, density_excess, estimate_lead, robust_score,
 };
 pub use forecast::{
-    CutoffForecast, ForecastParams, ModelForecast, Step, ValidForecastParams, conformal_quantile, forecast_at,
+    Attribution, CutoffForecast, ForecastParams, ModelForecast, Step, ValidForecastParams, conformal_quantile,
+    forecast_at,
 };
 pub use metrics::Metrics;
 pub use models::{
     BaselineParams, BaselineValidParams, ElasticNetParams, ElasticNetValidParams, EtsParams, EtsValidParams,
-    Forecaster, MemberRun, ModelKind, SeriesInput, SignalLead, UpstreamSignal,
+    Forecaster, MemberRun, ModelKind, PointParts, SeriesInput, SignalLead, SignalPart, UpstreamSignal,
 };

@@ -174,6 +174,74 @@ pub struct MemberRun {
     pub calibration: Vec<Vec<f64>>,
     /// Leads of the upstream signals that the model used.
     pub leads: Vec<SignalLead>,
+    /// How each day of `point` splits into what the model forecasts without
+    /// any upstream signal and each signal's part (empty for models that
+    /// read no signal; `None` for a day without a forecast).
+    pub parts: Vec<Option<PointParts>>,
+}
+
+/// One day of a point forecast split into additive parts: `base + Σ
+/// signals[i].part = point`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PointParts {
+    /// The forecast with every upstream signal at "no excess" (level, lags,
+    /// calendar, trend and holidays).
+    pub base: f64,
+    /// Each upstream signal that entered the day's forecast.
+    pub signals: Vec<SignalPart>,
+}
+
+/// One upstream signal's part of a forecast day, in arrivals.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SignalPart {
+    /// The signal (the route segment).
+    pub name: String,
+    /// The baseline of its density excess, in weeks.
+    pub baseline_weeks: usize,
+    /// Its lead over the target, in days.
+    pub lead: usize,
+    /// Arrivals it adds (or, negative, removes).
+    pub part: f64,
+}
+
+/// Shapley values of `contributions` on the count scale: with `v(S) =
+/// max(expm1(base + Σ_{i∈S} c_i), 0)`, each signal's average marginal
+/// change over every order in which the signals could be added. They sum
+/// exactly to `v(all) − v(∅)`. Beyond twelve signals (4096 subsets) the
+/// change is split in proportion to the log-scale contributions instead.
+pub(crate) fn shapley_parts(base_log: f64, contributions: &[f64]) -> Vec<f64> {
+    let n = contributions.len();
+    let value = |log: f64| log.exp_m1().max(0.0);
+    let total = value(base_log + contributions.iter().sum::<f64>()) - value(base_log);
+    if n == 0 {
+        return Vec::new();
+    }
+    if n > 12 {
+        let sum: f64 = contributions.iter().sum();
+        return if sum.abs() > 1e-12 {
+            contributions.iter().map(|c| total * c / sum).collect()
+        } else {
+            vec![total / n as f64; n]
+        };
+    }
+    let subsets = 1usize << n;
+    let values: Vec<f64> = (0..subsets)
+        .map(|mask| {
+            let log = base_log + (0..n).filter(|i| mask >> i & 1 == 1).map(|i| contributions[i]).sum::<f64>();
+            value(log)
+        })
+        .collect();
+    // weight[s] = s!(n−s−1)!/n! for a subset of size s without the player.
+    let factorial = |k: usize| (1..=k).map(|i| i as f64).product::<f64>();
+    let weight: Vec<f64> = (0..n).map(|s| factorial(s) * factorial(n - s - 1) / factorial(n)).collect();
+    (0..n)
+        .map(|i| {
+            (0..subsets)
+                .filter(|mask| mask >> i & 1 == 0)
+                .map(|mask| weight[mask.count_ones() as usize] * (values[mask | 1 << i] - values[mask]))
+                .sum()
+        })
+        .collect()
 }
 
 /// The one trait of the member models.
@@ -255,6 +323,7 @@ impl Forecaster for BaselineValidParams {
             point: self.forecast_from(&y, cutoff, horizon),
             calibration: calibration_origins.iter().map(|&o| self.forecast_from(&y, o, horizon)).collect(),
             leads: Vec::new(),
+            parts: Vec::new(),
         })
     }
 }
@@ -313,7 +382,12 @@ impl Forecaster for EtsValidParams {
         for &origin in calibration_origins {
             calibration.push(self.forecast_from(&log_y, origin, horizon)?);
         }
-        Ok(MemberRun { point: self.forecast_from(&log_y, cutoff, horizon)?, calibration, leads: Vec::new() })
+        Ok(MemberRun {
+            point: self.forecast_from(&log_y, cutoff, horizon)?,
+            calibration,
+            leads: Vec::new(),
+            parts: Vec::new(),
+        })
     }
 }
 
@@ -499,6 +573,62 @@ impl ElasticNetValidParams {
         Ok(fits)
     }
 
+    /// Each day's forecast from `origin` split into the forecast without any
+    /// upstream signal and the Shapley part of each signal. A signal's
+    /// log-scale contribution is its coefficient times the change of its
+    /// (clamped, standardised) feature from "no excess" (an excess of 0) to
+    /// its value; `leads` names the design's signals in order.
+    fn parts(
+        &self,
+        design: &Design,
+        fits: &[Option<HorizonFit>],
+        origin: usize,
+        leads: &[SignalLead],
+    ) -> Vec<Option<PointParts>> {
+        let named: Vec<&SignalLead> = leads.iter().filter(|l| l.lead.is_some()).collect();
+        let signals = design.upstream.len();
+        let mut row = Vec::new();
+        fits.iter()
+            .enumerate()
+            .map(|(i, fit)| {
+                let fit = fit.as_ref()?;
+                if !design.row(origin, i + 1, &mut row) {
+                    return None;
+                }
+                let offset = row.len() - signals;
+                let log = design.level(origin) + fit.predict(&row);
+                let mut used = Vec::new();
+                let mut contributions = Vec::new();
+                for (j, feature) in design.upstream.iter().enumerate() {
+                    let k = offset + j;
+                    // A signal whose lead is shorter than the horizon is not in the row.
+                    if feature.lead < i + 1 || fit.weights[k] == 0.0 {
+                        continue;
+                    }
+                    let at = |x: f64| fit.weights[k] * x.clamp(fit.low[k], fit.high[k]) / fit.scale[k];
+                    let c = at(row[k]) - at(0.0);
+                    if c != 0.0 {
+                        used.push(j);
+                        contributions.push(c);
+                    }
+                }
+                let base_log = log - contributions.iter().sum::<f64>();
+                let shares = shapley_parts(base_log, &contributions);
+                let signals = used
+                    .iter()
+                    .zip(shares)
+                    .map(|(&j, part)| SignalPart {
+                        name: named.get(j).map_or_else(|| format!("signal {j}"), |l| l.name.clone()),
+                        baseline_weeks: named.get(j).map_or(0, |l| l.baseline_weeks),
+                        lead: design.upstream[j].lead,
+                        part,
+                    })
+                    .collect();
+                Some(PointParts { base: base_log.exp_m1().max(0.0), signals })
+            })
+            .collect()
+    }
+
     fn predict(&self, design: &Design, fits: &[Option<HorizonFit>], origin: usize) -> Vec<f64> {
         let mut row = Vec::new();
         fits.iter()
@@ -581,6 +711,7 @@ impl Forecaster for ElasticNetValidParams {
             }
         }
         let fits = self.fit(&design, &target_log, cutoff, horizon, penalty)?;
-        Ok(MemberRun { point: self.predict(&design, &fits, cutoff), calibration, leads })
+        let parts = self.parts(&design, &fits, cutoff, &leads);
+        Ok(MemberRun { point: self.predict(&design, &fits, cutoff), calibration, leads, parts })
     }
 }

@@ -4,21 +4,24 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 
 use chrono::NaiveDate;
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{Date32Type, Float64Type, Int32Type, Int64Type, TimestampMicrosecondType};
 use serde_json::Value;
 use stroom_api::{
-    Backend, BackendError, BackendFuture, BacktestRequest, CellSeries, CellSeriesPoint, ForecastRow, ForecastRun,
-    ForecastSnapshot, MapFormat, MetricsEntry, RouteNowcast, RouteSeries, RouteSeriesPoint, SeriesLevel,
-    TargetForecast, TimeResolution,
+    Alert, Backend, BackendError, BackendFuture, BacktestRequest, Capacity, CellSeries, CellSeriesPoint, ForecastParts,
+    ForecastRow, ForecastRun, ForecastSnapshot, MapFormat, MapLayer, MetricsEntry, RouteNowcast, RouteSeries,
+    RouteSeriesPoint, SeriesLevel, SignalShare, StationCapacity, TargetForecast, TimeResolution,
 };
 use stroom_core::{Cell, DEFAULT_BUFFER_RINGS, DEFAULT_ROUTE_RESOLUTION, Resolution, Route, days_to_date};
 use stroom_model::ModelKind;
 use stroom_query::{Engine, QuerySession, SeriesGranularity};
 use stroom_store::{StorageOptions, Store, TableName};
 
+use crate::alerts::{Capacities, DEFAULT_ALERT_LEVEL};
 use crate::error::PipelineError;
 use crate::runs::{BacktestSpec, ForecastSpec, ModelOptions};
 use crate::target::Target;
@@ -30,7 +33,15 @@ pub struct StoreBackend {
     options: StorageOptions,
     engine: Engine,
     routes: Vec<Route>,
+    capacities: RwLock<Capacities>,
+    /// Bumped by every capacity change, so cached alerts are recomputed.
+    capacities_revision: AtomicU64,
+    alert_level: f64,
+    /// The alerts of one (forecasts version, capacities revision).
+    alerts: Mutex<Option<AlertCache>>,
 }
+
+type AlertCache = (Option<u64>, u64, Arc<Vec<Alert>>);
 
 /// A failure the API answers with a 500 (and logs), with its causes.
 fn failed(error: impl Into<PipelineError>) -> BackendError {
@@ -66,7 +77,28 @@ impl StoreBackend {
     /// The backend of the store at `location` (reached with `options`),
     /// running its queries on `engine`, over `routes`.
     pub fn new(location: String, options: StorageOptions, engine: Engine, routes: Vec<Route>) -> Self {
-        Self { location, options, engine, routes }
+        Self {
+            location,
+            options,
+            engine,
+            routes,
+            capacities: RwLock::new(Capacities::default()),
+            capacities_revision: AtomicU64::new(0),
+            alert_level: DEFAULT_ALERT_LEVEL,
+            alerts: Mutex::new(None),
+        }
+    }
+
+    /// The backend with station capacities (saved to their file when
+    /// changed) and the probability at which an alert opens.
+    pub fn with_capacities(mut self, capacities: Capacities, level: f64) -> Self {
+        self.capacities = RwLock::new(capacities);
+        self.alert_level = level;
+        self
+    }
+
+    fn current_capacities(&self) -> Capacities {
+        self.capacities.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     fn open(&self) -> Result<Store, BackendError> {
@@ -96,7 +128,7 @@ fn string_column(batch: &RecordBatch, name: &str) -> Result<Vec<Option<String>>,
     Ok((0..batch.num_rows()).map(|i| (!strings.is_null(i)).then(|| strings.value(i).to_owned())).collect())
 }
 
-async fn read_forecasts(store: Store) -> Result<ForecastSnapshot, BackendError> {
+pub(crate) async fn read_forecasts(store: Store) -> Result<ForecastSnapshot, BackendError> {
     let session = QuerySession::open(&store, None).await.map_err(failed)?;
     let Some(&version) = session.run_versions().get("forecasts") else {
         return Ok(ForecastSnapshot { version: None, runs: Vec::new() });
@@ -110,12 +142,22 @@ async fn read_forecasts(store: Store) -> Result<ForecastSnapshot, BackendError> 
         .await
         .map_err(failed)?;
     let mut vintages: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    let mut parts: BTreeMap<(String, String, String), ForecastParts> = BTreeMap::new();
     for metadata in store.commit_history(TableName::Forecasts).await.map_err(failed)? {
         let (Some(run), Some(vintage)) =
             (metadata.get("run_id").and_then(Value::as_str), metadata.get("vintage").and_then(Value::as_object))
         else {
             continue;
         };
+        for target in metadata.get("targets").and_then(Value::as_array).into_iter().flatten() {
+            let name = target.get("target").and_then(Value::as_str).unwrap_or_default();
+            for day in target.get("attribution").and_then(Value::as_array).into_iter().flatten() {
+                if let Some(found) = day_parts(day) {
+                    let date = day.get("date").and_then(Value::as_str).unwrap_or_default();
+                    parts.insert((run.to_owned(), name.to_owned(), date.to_owned()), found);
+                }
+            }
+        }
         let versions = vintage.iter().filter_map(|(k, v)| Some((k.clone(), v.as_u64()?))).collect();
         vintages.insert(run.to_owned(), versions);
     }
@@ -177,11 +219,31 @@ async fn read_forecasts(store: Store) -> Result<ForecastSnapshot, BackendError> 
                 hi80: value("hi80", i)?,
                 lo95: value("lo95", i)?,
                 hi95: value("hi95", i)?,
+                parts: parts.get(&(run_id.clone(), target.clone(), dates[i].to_string())).cloned(),
             };
             run.targets.last_mut().expect("a target was pushed").forecasts.push(row);
         }
     }
     Ok(ForecastSnapshot { version: Some(version), runs })
+}
+
+/// One day's parts as a run's metadata records them (`runs::attribution_json`).
+fn day_parts(day: &Value) -> Option<ForecastParts> {
+    let number = |v: &Value, key: &str| v.get(key).and_then(Value::as_f64);
+    let signals = day
+        .get("signals")?
+        .as_array()?
+        .iter()
+        .map(|s| {
+            Some(SignalShare {
+                segment: s.get("segment")?.as_str()?.to_owned(),
+                baseline_weeks: u32::try_from(s.get("baseline_weeks")?.as_u64()?).ok()?,
+                lead_days: u32::try_from(s.get("lead_days")?.as_u64()?).ok()?,
+                part: number(s, "part")?,
+            })
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some(ForecastParts { level: number(day, "level")?, signals, rest: number(day, "rest")? })
 }
 
 fn vintage_of(session: &QuerySession) -> BTreeMap<String, u64> {
@@ -330,6 +392,49 @@ impl Backend for StoreBackend {
         })
     }
 
+    fn capacities(&self) -> Vec<StationCapacity> {
+        let capacities = self.capacities.read().unwrap_or_else(|p| p.into_inner());
+        capacities.stations().keys().filter_map(|s| capacities.station(s)).collect()
+    }
+
+    fn set_capacity<'a>(&'a self, station: &'a str, capacity: Capacity) -> BackendFuture<'a, StationCapacity> {
+        Box::pin(async move {
+            if !self.routes.iter().any(|r| r.stations.iter().any(|s| s.id == station)) {
+                return Err(BackendError::NotFound(format!("there is no station '{station}'")));
+            }
+            let mut capacities = self.capacities.write().unwrap_or_else(|p| p.into_inner());
+            capacities.set(station, capacity).map_err(|e| match e {
+                PipelineError::Capacity(text) => BackendError::Invalid(text),
+                other => failed(other),
+            })?;
+            self.capacities_revision.fetch_add(1, Ordering::SeqCst);
+            capacities.station(station).ok_or_else(|| BackendError::Failed("a capacity just set is missing".into()))
+        })
+    }
+
+    fn alerts<'a>(&'a self, snapshot: &'a ForecastSnapshot) -> BackendFuture<'a, (f64, Vec<Alert>)> {
+        Box::pin(async move {
+            let revision = self.capacities_revision.load(Ordering::SeqCst);
+            let cached = self.alerts.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            if let Some((version, at, alerts)) = cached
+                && version == snapshot.version
+                && at == revision
+            {
+                return Ok((self.alert_level, alerts.to_vec()));
+            }
+            let capacities = self.current_capacities();
+            let observed = if capacities.stations().is_empty() {
+                Vec::new()
+            } else {
+                crate::alerts::observed_for(&self.open()?, &snapshot.runs, &capacities).await.map_err(failed)?
+            };
+            let alerts =
+                Arc::new(crate::alerts::derive_alerts(&snapshot.runs, &observed, &capacities, self.alert_level));
+            *self.alerts.lock().unwrap_or_else(|p| p.into_inner()) = Some((snapshot.version, revision, alerts.clone()));
+            Ok((self.alert_level, alerts.to_vec()))
+        })
+    }
+
     fn validate_backtest(&self, request: &BacktestRequest) -> Result<(), BackendError> {
         self.backtest_spec(request).map(|_| ())
     }
@@ -388,9 +493,17 @@ impl Backend for StoreBackend {
         route: &'a Route,
         date: Option<NaiveDate>,
         format: MapFormat,
+        layer: MapLayer,
     ) -> BackendFuture<'a, Vec<u8>> {
         let store = self.open();
+        let layer = match layer {
+            MapLayer::Forecast => stroom_maps::Layer::Forecast,
+            MapLayer::Nowcast => stroom_maps::Layer::Nowcast,
+        };
         let route = route.clone();
-        Box::pin(on_worker(move || async move { Ok(crate::maps::render(&store?, &route, date, format).await?) }))
+        let rules = crate::alerts::AlertRules { capacities: self.current_capacities(), level: self.alert_level };
+        Box::pin(on_worker(move || async move {
+            Ok(crate::maps::render(&store?, &route, date, format, &rules, layer).await?)
+        }))
     }
 }

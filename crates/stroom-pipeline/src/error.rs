@@ -28,6 +28,9 @@ pub enum PipelineError {
     /// The store lacks what the use case reads (no arrivals, no forecast yet).
     #[error("{0}")]
     Missing(String),
+    /// A station capacity that is refused (the file, station, field and value).
+    #[error("{0}")]
+    Capacity(String),
     /// A file the use case reads or writes.
     #[error("{path}")]
     Io { path: PathBuf, source: std::io::Error },

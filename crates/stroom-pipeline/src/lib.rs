@@ -2,7 +2,7 @@
 //! backend and the Python package: a target's series read from a store
 //! vintage ([`target_series`]); a cell's density series ([`cell_series`]); backtests and forecasts, their rows as
 //! Arrow batches and files, and their records in the store ([`backtest`],
-//! [`forecast`]); a route's map or briefing page ([`render`]); how unusual a day's density is on a route ([`nowcast`]); simulation
+//! [`forecast`]); a route's map or briefing page ([`render`]); capacity alerts from the forecast runs ([`alerts`], [`Capacities`]); how unusual a day's density is on a route ([`nowcast`]); simulation
 //! with the shipped real arrivals ([`simulate`]); the routes
 //! ([`load_routes`]); and [`StoreBackend`], the API's [`stroom_api::Backend`]
 //! over a store.
@@ -12,6 +12,7 @@
 //! with progress reported through callbacks. One error type,
 //! [`PipelineError`].
 
+mod alerts;
 mod backend;
 mod error;
 mod maps;
@@ -22,6 +23,10 @@ mod series;
 mod simulate;
 mod target;
 
+pub use alerts::{
+    AlertRules, Capacities, DEFAULT_ALERT_LEVEL, ExceedanceCalibration, Observed, ReliabilityBin, WINDOW_DAYS, alerts,
+    derive_alerts, exceedance_calibration, observed_for,
+};
 pub use backend::StoreBackend;
 pub use error::{PipelineError, Result, chain_text};
 pub use maps::{PNG_WIDTH, render};

@@ -11,16 +11,22 @@
 //! stored counts, so none is below k. The arrivals forecast of the models
 //! is the briefing's chart and table.
 
+use std::collections::BTreeMap;
+
 use chrono::{Duration, NaiveDate, Utc};
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{Date32Type, Float64Type, Int32Type, TimestampMicrosecondType};
 use serde_json::Value;
-use stroom_api::MapFormat;
+use stroom_api::{AlertStatus, AlertWindow, MapFormat};
 use stroom_core::{DEFAULT_BUFFER_RINGS, DEFAULT_ROUTE_RESOLUTION, Resolution, Route, days_to_date};
-use stroom_maps::{Accuracy, Briefing, CellValue, ForecastPoint, MapSpec, Nowcast, UnusualSegment};
+use stroom_maps::{
+    Accuracy, Briefing, CapacityAlert, CapacityAlerts, CellValue, Driver, Drivers, ForecastPoint, Layer, MapSpec,
+    Nowcast, TABLE_DAYS, UnusualSegment,
+};
 use stroom_query::{Engine, QuerySession};
 use stroom_store::{Store, TableName};
 
+use crate::alerts::AlertRules;
 use crate::error::{PipelineError, Result};
 use crate::nowcast::{MIN_WEEKS, NOWCAST_WEEKS, WeekdayHistory};
 
@@ -109,6 +115,7 @@ async fn cell_values(session: &QuerySession, route: &Route, date: NaiveDate) -> 
                 q10: shown.then(|| quantile(&weeks, 0.1)),
                 q90: shown.then(|| quantile(&weeks, 0.9)),
                 observed: days[NOWCAST_WEEKS],
+                z: None,
                 suppressed: !shown,
             });
         }
@@ -166,8 +173,167 @@ async fn briefing_nowcast(store: &Store, route: &Route) -> Result<Option<Nowcast
     Ok(Some(Nowcast { date, weeks: NOWCAST_WEEKS, segments }))
 }
 
-/// A route's map or briefing page for a forecast day.
-pub async fn render(store: &Store, route: &Route, date: Option<NaiveDate>, format: MapFormat) -> Result<Vec<u8>> {
+/// The open alerts of the route's stations, when one of them has a capacity.
+async fn route_alerts(store: &Store, route: &Route, rules: &AlertRules) -> Result<Option<CapacityAlerts>> {
+    let name = |id: &str| route.stations.iter().find(|s| s.id == id).map(|s| s.name.clone());
+    if !rules.capacities.stations().keys().any(|id| name(id).is_some()) {
+        return Ok(None);
+    }
+    let open = crate::alerts::alerts(store, rules)
+        .await?
+        .into_iter()
+        .filter(|a| a.status == AlertStatus::Open)
+        .filter_map(|a| {
+            Some(CapacityAlert {
+                station: name(&a.station)?,
+                date: a.date.parse().ok()?,
+                weekly: a.window == AlertWindow::Week,
+                capacity: a.capacity,
+                probability: a.probability,
+                expected_excess: a.expected_excess,
+            })
+        })
+        .collect();
+    Ok(Some(CapacityAlerts { level: rules.level, open }))
+}
+
+/// What the run's forecast of `target` is made of over its first
+/// [`TABLE_DAYS`] days, from the parts the run recorded in its metadata:
+/// the level and calendar, each upstream segment (its two baselines
+/// together) and the rest. `None` when the run recorded none.
+fn drivers(run: Option<&Value>, route: &Route, target: &str) -> Option<Drivers> {
+    let days = run?
+        .get("targets")?
+        .as_array()?
+        .iter()
+        .find(|t| t.get("target").and_then(Value::as_str) == Some(target))?
+        .get("attribution")?
+        .as_array()?;
+    let days = &days[..days.len().min(TABLE_DAYS)];
+    if days.is_empty() {
+        return None;
+    }
+    let number = |v: &Value, key: &str| v.get(key).and_then(Value::as_f64).unwrap_or(0.0);
+    let (mut level, mut rest) = (0.0, 0.0);
+    // segment → (part, (largest |part| of one signal, its lead))
+    let mut segments: BTreeMap<String, (f64, (f64, usize))> = BTreeMap::new();
+    for day in days {
+        level += number(day, "level");
+        rest += number(day, "rest");
+        for s in day.get("signals").and_then(Value::as_array).into_iter().flatten() {
+            let name = s.get("segment").and_then(Value::as_str).unwrap_or_default().to_owned();
+            let part = number(s, "part");
+            let lead = s.get("lead_days").and_then(Value::as_u64).unwrap_or(0) as usize;
+            let entry = segments.entry(name).or_insert((0.0, (0.0, lead)));
+            entry.0 += part;
+            if part.abs() > entry.1.0 {
+                entry.1 = (part.abs(), lead);
+            }
+        }
+    }
+    let label = |name: &str| {
+        let segment = name.split_once('/').map_or(name, |(_, s)| s);
+        route.segment(segment).map_or_else(|| name.to_owned(), |s| s.name.clone())
+    };
+    let mut segments: Vec<Driver> = segments
+        .into_iter()
+        .map(|(name, (part, (_, lead_days)))| Driver { label: label(&name), lead_days, part })
+        .collect();
+    segments.sort_by(|a, b| b.part.abs().total_cmp(&a.part.abs()));
+    Some(Drivers { days: days.len(), level, segments, rest })
+}
+
+/// The stations of `route` with an open alert in `alerts`.
+fn alert_stations(route: &Route, alerts: Option<&CapacityAlerts>) -> Vec<String> {
+    let mut ids: Vec<String> = Vec::new();
+    for a in alerts.iter().flat_map(|a| &a.open) {
+        if let Some(s) = route.stations.iter().find(|s| s.name == a.station)
+            && !ids.contains(&s.id)
+        {
+            ids.push(s.id.clone());
+        }
+    }
+    ids
+}
+
+/// The nowcast layer's map of `route` on `date` (the latest day the store
+/// holds when `None`): each cell's robust z-score against its weekday; a
+/// cell that could not be scored (too few weeks, or a count or baseline
+/// below k) carries no number.
+async fn render_nowcast(
+    store: &Store,
+    route: &Route,
+    date: Option<NaiveDate>,
+    format: MapFormat,
+    rules: &AlertRules,
+) -> Result<Vec<u8>> {
+    let nowcast = crate::nowcast::nowcast(store, &Engine::Local, route, date, usize::MAX).await?;
+    let day: NaiveDate =
+        nowcast.date.parse().map_err(|_| PipelineError::Missing(format!("the nowcast day '{}'", nowcast.date)))?;
+    let scored: std::collections::HashMap<&str, &stroom_api::NowcastEntry> =
+        nowcast.cells.iter().map(|e| (e.name.as_str(), e)).collect();
+    let resolution = Resolution::new(i64::from(DEFAULT_ROUTE_RESOLUTION))?;
+    let mut cells = Vec::new();
+    for segment in route.cells(resolution, DEFAULT_BUFFER_RINGS)?.segments {
+        for cell in segment.cells {
+            let entry = scored.get(cell.to_string().as_str());
+            cells.push(CellValue {
+                cell,
+                segment: segment.segment_id.clone(),
+                mean: entry.map(|e| e.baseline),
+                q10: None,
+                q90: None,
+                observed: entry.map(|e| e.devices as f64),
+                z: entry.map(|e| e.z),
+                suppressed: false,
+            });
+        }
+    }
+    let alerts = route_alerts(store, route, rules).await?;
+    let vintage = nowcast.vintage.iter().map(|(k, n)| format!("{k} v{n}")).collect::<Vec<_>>().join(", ");
+    let spec = MapSpec {
+        route,
+        title: format!("{}: how unusual the device density is", route.name),
+        forecast_date: day,
+        vintage,
+        model: format!("robust z-score against the same weekday ({}) of {} weeks", nowcast.weekday, NOWCAST_WEEKS),
+        uncertainty: format!(
+            "z = (devices − usual) / spread, with the usual count the median of the same weekday over the previous {} \
+             weeks and the spread 1.4826 × their median absolute deviation (never below the Poisson noise); beyond ±3 \
+             is unusual. Cells with a count or usual count below k = {} carry no number.",
+            NOWCAST_WEEKS, nowcast.k
+        ),
+        value_label: "robust z-score of the day's devices".to_owned(),
+        cells,
+        alert_stations: alert_stations(route, alerts.as_ref()),
+        layer: Layer::Nowcast,
+    };
+    match format {
+        MapFormat::GeoJson => Ok(stroom_maps::geojson(&spec).into_bytes()),
+        MapFormat::Svg => Ok(stroom_maps::svg(&spec).into_bytes()),
+        MapFormat::Png => stroom_maps::png(&spec, PNG_WIDTH).map_err(PipelineError::from),
+        MapFormat::Html => Err(PipelineError::Route(
+            "the nowcast layer is drawn on GeoJSON, SVG and PNG maps; the briefing page shows the forecast and \
+             names the unusual segments"
+                .into(),
+        )),
+    }
+}
+
+/// A route's map or briefing page for a forecast day, with the open capacity
+/// alerts of its stations under `rules`; on the nowcast layer, the map of
+/// how unusual the density of `date` (the latest day when `None`) is.
+pub async fn render(
+    store: &Store,
+    route: &Route,
+    date: Option<NaiveDate>,
+    format: MapFormat,
+    rules: &AlertRules,
+    layer: Layer,
+) -> Result<Vec<u8>> {
+    if layer == Layer::Nowcast {
+        return render_nowcast(store, route, date, format, rules).await;
+    }
     let session = QuerySession::open(store, None).await?;
     let destination = route.destination();
     let target = format!("station:{}", destination.id);
@@ -192,9 +358,8 @@ pub async fn render(store: &Store, route: &Route, date: Option<NaiveDate>, forma
         _ => first.model.clone(),
     };
     let history = store.commit_history(TableName::Forecasts).await?;
-    let vintage = history
-        .iter()
-        .find(|m| m.get("run_id").and_then(Value::as_str) == Some(run_id.as_str()))
+    let run_metadata = history.iter().find(|m| m.get("run_id").and_then(Value::as_str) == Some(run_id.as_str()));
+    let vintage = run_metadata
         .and_then(|m| m.get("vintage"))
         .and_then(Value::as_object)
         .map(|v| v.iter().map(|(k, n)| format!("{k} v{n}")).collect::<Vec<_>>().join(", "))
@@ -214,6 +379,7 @@ pub async fn render(store: &Store, route: &Route, date: Option<NaiveDate>, forma
         }
         _ => "No interval available.".to_owned(),
     };
+    let alerts = route_alerts(store, route, rules).await?;
     let spec = MapSpec {
         route,
         title: format!("{}: expected device density and arrivals forecast", route.name),
@@ -223,6 +389,8 @@ pub async fn render(store: &Store, route: &Route, date: Option<NaiveDate>, forma
         uncertainty,
         value_label: "devices per cell and day".to_owned(),
         cells: cell_values(&session, route, date).await?,
+        alert_stations: alert_stations(route, alerts.as_ref()),
+        layer: Layer::Forecast,
     };
     match format {
         MapFormat::GeoJson => Ok(stroom_maps::geojson(&spec).into_bytes()),
@@ -248,6 +416,8 @@ pub async fn render(store: &Store, route: &Route, date: Option<NaiveDate>, forma
                 forecast: rows.iter().map(|r| r.point.clone()).collect(),
                 accuracy,
                 nowcast: briefing_nowcast(store, route).await?,
+                alerts,
+                drivers: drivers(run_metadata, route, &target),
                 provenance: vec![
                     format!("Forecast run {run_id}, made {generated} by model {model}."),
                     format!("Data vintage: {vintage}; data up to {}.", first.cutoff),

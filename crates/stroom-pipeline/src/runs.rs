@@ -372,6 +372,7 @@ pub async fn forecast(store: &Store, engine: &Engine, routes: &[Route], spec: &F
             .ok_or_else(|| PipelineError::Missing(format!("{target}: the series has no known value")))?;
         let result = stroom_model::forecast_at(&series.input, cutoff, &params)?;
         let rows = stroom_model::rows_of(&series.input, &[], &result);
+        let attribution = attribution_json(&series.input, cutoff, &result, spec.model);
         summaries.push(json!({
             "target": target.to_string(),
             "cutoff": series.input.date(cutoff).to_string(),
@@ -381,6 +382,7 @@ pub async fn forecast(store: &Store, engine: &Engine, routes: &[Route], spec: &F
                 .iter()
                 .map(|s| json!({"segment": s.name, "baseline_weeks": s.baseline_weeks, "lead_days": s.lead.map(|l| l.days)}))
                 .collect::<Vec<_>>(),
+            "attribution": attribution,
         }));
         forecasts.push(TargetForecast { target, series, cutoff, result, rows });
     }
@@ -414,6 +416,27 @@ impl ForecastRun {
         let batch = self.forecasts_batch()?;
         Ok(Some(store.append_run(TableName::Forecasts, batch, self.run.clone()).await?))
     }
+}
+
+/// Each forecast day's mean split into parts (`stroom_model::Attribution`),
+/// as the run's metadata records it: `[{date, level, rest, signals:
+/// [{segment, baseline_weeks, lead_days, part}]}]`, signals largest first.
+fn attribution_json(input: &SeriesInput, cutoff: usize, result: &CutoffForecast, model: ModelKind) -> Value {
+    let Some(forecast) = result.forecasts.iter().find(|f| f.model == model) else { return json!([]) };
+    let days = forecast.steps.iter().zip(&forecast.attribution).map(|(step, a)| {
+        let mut signals = a.signals.clone();
+        signals.sort_by(|x, y| y.part.abs().total_cmp(&x.part.abs()));
+        json!({
+            "date": input.date(cutoff + step.horizon).to_string(),
+            "level": a.level,
+            "rest": a.rest,
+            "signals": signals
+                .iter()
+                .map(|s| json!({"segment": s.name, "baseline_weeks": s.baseline_weeks, "lead_days": s.lead, "part": s.part}))
+                .collect::<Vec<_>>(),
+        })
+    });
+    Value::Array(days.collect())
 }
 
 fn versions_json(versions: &BTreeMap<&'static str, u64>) -> Value {

@@ -108,12 +108,12 @@ pub(crate) async fn run(args: &DemoArgs) -> Result<()> {
             models: stroom_model::ModelKind::parse_list(DEMO_MODELS)?,
             ..BacktestSpec::new(Target::Station(station.clone()))
         };
-        crate::forecast::run_backtest(&store, &EngineArgs::default(), &routes, &spec, &out, true).await?;
+        crate::forecast::run_backtest(&store, &EngineArgs::default(), &routes, &spec, &out, true, None).await?;
     }
 
     println!("\n# Forecasts for every route, recorded in the forecasts table");
     let spec = ForecastSpec::default();
-    crate::forecast::run_forecast(&store, &EngineArgs::default(), &routes, &spec, true).await?;
+    crate::forecast::run_forecast(&store, &EngineArgs::default(), &routes, &spec, true, false).await?;
 
     println!("\n# Briefing pages and maps of every route");
     let briefings = args.dir.join("briefings");
@@ -122,7 +122,7 @@ pub(crate) async fn run(args: &DemoArgs) -> Result<()> {
         for (format, extension) in [(MapFormat::Html, "html"), (MapFormat::Png, "png"), (MapFormat::GeoJson, "geojson")]
         {
             let path = briefings.join(format!("{}.{extension}", route.id));
-            match stroom_pipeline::render(&store, route, None, format).await {
+            match stroom_pipeline::render(&store, route, None, format, &Default::default(), Default::default()).await {
                 Ok(bytes) => std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?,
                 Err(error) => {
                     println!("{}: no {extension} ({error})", route.id);
@@ -151,6 +151,9 @@ pub(crate) async fn run(args: &DemoArgs) -> Result<()> {
         keys,
         audit: args.dir.join("audit.jsonl"),
         routes: None,
+        capacities: args.dir.join("capacities.toml"),
+        alert_level: stroom_pipeline::DEFAULT_ALERT_LEVEL,
+        webhooks: Vec::new(),
         request_timeout_ms: 60_000,
     };
     crate::serve::serve(&serve, |addr| {

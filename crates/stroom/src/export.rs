@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use chrono::NaiveDate;
 use clap::{Args, Subcommand, ValueEnum};
 use stroom_api::MapFormat;
-use stroom_pipeline::{find_route, load_routes, render};
+use stroom_pipeline::{AlertRules, Capacities, DEFAULT_ALERT_LEVEL, find_route, load_routes, render};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum ExportCommand {
@@ -22,6 +22,12 @@ pub(crate) enum FormatArg {
     Svg,
     Png,
     Html,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum LayerArg {
+    Forecast,
+    Nowcast,
 }
 
 #[derive(Debug, Args)]
@@ -43,6 +49,17 @@ pub(crate) struct MapArgs {
     /// Folder of route files; the shipped routes when omitted.
     #[arg(long)]
     routes: Option<PathBuf>,
+    /// What the cells show: the forecast, or how unusual the day's density is
+    /// (nowcast; `--date` is then the day scored, the latest day when omitted).
+    #[arg(long, value_enum, default_value_t = LayerArg::Forecast)]
+    layer: LayerArg,
+    /// Station capacities (TOML, as `stroom serve --capacities`): the map and
+    /// page then show the open alerts.
+    #[arg(long)]
+    capacities: Option<PathBuf>,
+    /// The probability of exceeding a capacity at which an alert opens.
+    #[arg(long, default_value_t = DEFAULT_ALERT_LEVEL)]
+    alert_level: f64,
 }
 
 pub(crate) async fn run(command: &ExportCommand) -> Result<()> {
@@ -58,7 +75,13 @@ pub(crate) async fn run(command: &ExportCommand) -> Result<()> {
                 FormatArg::Html => MapFormat::Html,
             };
             let started = std::time::Instant::now();
-            let bytes = render(&store, route, args.date, format).await?;
+            let capacities = args.capacities.as_deref().map(Capacities::load).transpose()?.unwrap_or_default();
+            let rules = AlertRules { capacities, level: args.alert_level };
+            let layer = match args.layer {
+                LayerArg::Forecast => stroom_maps::Layer::Forecast,
+                LayerArg::Nowcast => stroom_maps::Layer::Nowcast,
+            };
+            let bytes = render(&store, route, args.date, format, &rules, layer).await?;
             let tmp = args.out.with_extension("partial");
             std::fs::write(&tmp, &bytes).with_context(|| format!("writing {}", tmp.display()))?;
             std::fs::rename(&tmp, &args.out).with_context(|| format!("writing {}", args.out.display()))?;

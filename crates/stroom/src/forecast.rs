@@ -75,6 +75,13 @@ pub(crate) struct BacktestArgs {
     /// Do not record the run in the store's backtests table.
     #[arg(long)]
     no_record: bool,
+    /// A daily capacity of the target: report how calibrated each model's
+    /// probabilities of exceeding it were (exceedance.json).
+    #[arg(long)]
+    capacity: Option<f64>,
+    /// The alert level the calibration reports on.
+    #[arg(long, default_value_t = stroom_pipeline::DEFAULT_ALERT_LEVEL)]
+    alert_level: f64,
     #[command(flatten)]
     options: ModelArgs,
 }
@@ -98,6 +105,10 @@ pub(crate) struct ForecastArgs {
     /// Do not record the run in the store's forecasts table.
     #[arg(long)]
     no_record: bool,
+    /// Also print each day's mean split into the level, each upstream
+    /// signal and the rest (the parts sum to the mean).
+    #[arg(long)]
+    explain: bool,
     #[command(flatten)]
     options: ModelArgs,
 }
@@ -114,7 +125,16 @@ pub(crate) async fn backtest(args: &BacktestArgs) -> Result<()> {
         on_vintages: args.vintage,
         options: args.options.options(),
     };
-    run_backtest(&store, &args.engine, &routes, &spec, &args.out, !args.no_record).await
+    if let Some(c) = args.capacity
+        && !(c.is_finite() && c > 0.0)
+    {
+        anyhow::bail!("--capacity {c} must be a positive number of arrivals");
+    }
+    if !(args.alert_level > 0.0 && args.alert_level < 1.0) {
+        anyhow::bail!("--alert-level {} must be between 0 and 1 (exclusive)", args.alert_level);
+    }
+    let capacity = args.capacity.map(|c| (c, args.alert_level));
+    run_backtest(&store, &args.engine, &routes, &spec, &args.out, !args.no_record, capacity).await
 }
 
 /// Runs one backtest and reports it: the demo's and `stroom backtest`'s.
@@ -125,6 +145,7 @@ pub(crate) async fn run_backtest(
     spec: &BacktestSpec,
     out: &std::path::Path,
     record: bool,
+    capacity: Option<(f64, f64)>,
 ) -> Result<()> {
     let started = std::time::Instant::now();
     let run = stroom_pipeline::backtest(store, &engine.engine(), routes, spec, &|_, _| {}).await?;
@@ -139,11 +160,44 @@ pub(crate) async fn run_backtest(
         started.elapsed().as_secs_f64()
     );
     println!("wrote {}/forecasts.parquet, metrics.csv, series.csv, run.json", out.display());
+    if let Some((capacity, level)) = capacity {
+        let calibration = stroom_pipeline::exceedance_calibration(&run.result.rows, capacity, level);
+        print_calibration(&calibration);
+        let path = out.join("exceedance.json");
+        std::fs::write(&path, serde_json::to_string_pretty(&calibration)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+        println!("wrote {}", path.display());
+    }
     if record {
         let version = run.record(store).await?;
         println!("recorded run {} in the backtests table (version {version})", run.run_id);
     }
     Ok(())
+}
+
+/// Of the days each model gave a probability at or above the level of
+/// exceeding the capacity, the share that did; then every band.
+fn print_calibration(calibration: &[stroom_pipeline::ExceedanceCalibration]) {
+    let Some(first) = calibration.first() else { return };
+    println!(
+        "\nexceedance of a daily capacity of {} (alert level {}): share of days that exceeded, by forecast probability",
+        first.capacity, first.level
+    );
+    let share = |b: &stroom_pipeline::ReliabilityBin| {
+        if b.days == 0 { "-".to_owned() } else { format!("{:.2} of {}", b.exceeded, b.days) }
+    };
+    print!("{:<22} {:>14}", "model", format!("p >= {}", first.level));
+    for b in &first.bins {
+        print!(" {:>14}", format!("{:.1}-{:.1}", b.from, b.to));
+    }
+    println!();
+    for c in calibration {
+        print!("{:<22} {:>14}", c.model, share(&c.at_level));
+        for b in &c.bins {
+            print!(" {:>14}", share(b));
+        }
+        println!();
+    }
 }
 
 /// `stroom forecast`: forecasts, prints each target, records.
@@ -156,7 +210,7 @@ pub(crate) async fn forecast(args: &ForecastArgs) -> Result<()> {
         model: ModelKind::parse(&args.model)?,
         options: args.options.options(),
     };
-    run_forecast(&store, &args.engine, &routes, &spec, !args.no_record).await
+    run_forecast(&store, &args.engine, &routes, &spec, !args.no_record, args.explain).await
 }
 
 /// Forecasts and reports: the demo's and `stroom forecast`'s.
@@ -166,10 +220,14 @@ pub(crate) async fn run_forecast(
     routes: &[stroom_core::Route],
     spec: &ForecastSpec,
     record: bool,
+    explain: bool,
 ) -> Result<()> {
     let run = stroom_pipeline::forecast(store, &engine.engine(), routes, spec).await?;
     for target in &run.targets {
         print_forecast(target, spec.options.horizon);
+        if explain {
+            print_parts(target, spec.model);
+        }
     }
     if record {
         if let Some(version) = run.record(store).await? {
@@ -201,6 +259,34 @@ fn print_forecast(forecast: &TargetForecast, horizon: usize) {
             r.q90,
             r.lo95,
             r.hi95
+        );
+    }
+}
+
+/// Each day's mean as the level, the upstream signals (largest first, those
+/// of at least half an arrival) and the rest.
+fn print_parts(forecast: &TargetForecast, model: ModelKind) {
+    let Some(f) = forecast.result.forecasts.iter().find(|f| f.model == model) else { return };
+    let input = &forecast.series.input;
+    println!(
+        "{:<12} {:>9} {:>9} {:>9}  upstream signals (segment, baseline weeks, lead days: arrivals)",
+        "date", "mean", "level", "rest"
+    );
+    for (step, a) in f.steps.iter().zip(&f.attribution) {
+        let mut signals = a.signals.clone();
+        signals.sort_by(|x, y| y.part.abs().total_cmp(&x.part.abs()));
+        let shown: Vec<String> = signals
+            .iter()
+            .filter(|s| s.part.abs() >= 0.5)
+            .map(|s| format!("{} ({}w, {}d): {:+.1}", s.name, s.baseline_weeks, s.lead, s.part))
+            .collect();
+        println!(
+            "{:<12} {:>9.1} {:>9.1} {:>+9.1}  {}",
+            input.date(forecast.cutoff + step.horizon).to_string(),
+            step.mean,
+            a.level,
+            a.rest,
+            if shown.is_empty() { "-".to_owned() } else { shown.join("; ") }
         );
     }
 }

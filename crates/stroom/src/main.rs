@@ -1,5 +1,6 @@
 //! The `stroom` binary: one command line for every stage of the pipeline.
 
+mod alerts;
 mod cluster;
 mod demo;
 mod export;
@@ -53,6 +54,10 @@ enum Command {
     /// How unusual a day's density is on a route: each segment's and the most
     /// unusual cells' robust z-scores against the same weekday of eight weeks.
     Nowcast(nowcast::NowcastArgs),
+    /// Capacity alerts: the chance, from each forecast run, that a station's
+    /// arrivals exceed its capacity (from a capacity file) on a forecast day
+    /// or in the seven days ending on it.
+    Alerts(alerts::AlertsArgs),
     /// Rolling-origin backtest of models on one target: forecasts.parquet,
     /// metrics.csv, series.csv and run.json, and a run in the store's backtests table.
     Backtest(forecast::BacktestArgs),
@@ -189,6 +194,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Query(args) => query::run(&args).await,
         Command::Series(args) => series::run(&args).await,
         Command::Nowcast(args) => nowcast::run(&args).await,
+        Command::Alerts(args) => alerts::run(&args).await,
         Command::Simulate(args) => simulate::run(&args).map(|_| ()),
         Command::Demo(args) => demo::run(&args).await,
         Command::Scheduler(args) => cluster::scheduler(&args).await,

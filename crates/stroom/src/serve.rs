@@ -10,7 +10,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use stroom_api::{ApiConfig, KeyFile, Role};
-use stroom_pipeline::{StoreBackend, load_routes};
+use stroom_pipeline::{Capacities, DEFAULT_ALERT_LEVEL, StoreBackend, load_routes};
 
 #[derive(Debug, Args)]
 pub(crate) struct ServeArgs {
@@ -30,6 +30,16 @@ pub(crate) struct ServeArgs {
     /// Folder of route files; the shipped routes when omitted.
     #[arg(long)]
     pub(crate) routes: Option<PathBuf>,
+    /// The station capacities (TOML, `[stations.ID]` with `daily` and/or
+    /// `weekly`); created by the first `PUT /v1/stations/{station}/capacity`.
+    #[arg(long, default_value = "capacities.toml")]
+    pub(crate) capacities: PathBuf,
+    /// The probability of exceeding a capacity at which an alert opens.
+    #[arg(long, default_value_t = DEFAULT_ALERT_LEVEL)]
+    pub(crate) alert_level: f64,
+    /// A URL that gets a JSON POST when an alert opens or closes (repeatable).
+    #[arg(long = "webhook")]
+    pub(crate) webhooks: Vec<String>,
     /// Longest time a request may take, in milliseconds, before it is answered with 503.
     #[arg(long, default_value_t = 60_000)]
     pub(crate) request_timeout_ms: u64,
@@ -103,15 +113,28 @@ pub(crate) async fn serve(args: &ServeArgs, announce: impl FnOnce(SocketAddr)) -
     let listener =
         tokio::net::TcpListener::bind(args.addr).await.with_context(|| format!("listening on {}", args.addr))?;
     let local = listener.local_addr()?;
-    let backend =
-        Arc::new(StoreBackend::new(args.store.location.clone(), args.store.options(), args.engine.engine(), routes));
     if args.request_timeout_ms == 0 {
         bail!("--request-timeout-ms must be at least 1");
     }
+    if !(args.alert_level > 0.0 && args.alert_level < 1.0) {
+        bail!("--alert-level {} must be between 0 and 1 (exclusive)", args.alert_level);
+    }
+    for url in &args.webhooks {
+        let parsed = url::Url::parse(url).with_context(|| format!("--webhook {url} is not a URL"))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            bail!("--webhook {url}: only http and https URLs are supported");
+        }
+    }
+    let capacities = Capacities::load(&args.capacities)?;
+    let backend = Arc::new(
+        StoreBackend::new(args.store.location.clone(), args.store.options(), args.engine.engine(), routes)
+            .with_capacities(capacities, args.alert_level),
+    );
     let config = ApiConfig {
         keys,
         audit_log: Some(args.audit.clone()),
         request_timeout: std::time::Duration::from_millis(args.request_timeout_ms),
+        webhooks: args.webhooks.clone(),
         ..ApiConfig::default()
     };
     println!("listening on http://{local}");
