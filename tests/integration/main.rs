@@ -5,6 +5,7 @@
 
 mod alerts;
 mod api;
+mod attribution;
 mod bad_input;
 mod cli;
 mod cluster;
