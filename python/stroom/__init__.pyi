@@ -428,14 +428,18 @@ class Client:
         """``GET /v1/routes/{route}``: id, name, description, destination,
         stations (id, name, country, role, lat, lng), segments (id, name,
         from, to, mode) and geometry (a GeoJSON FeatureCollection)."""
-    def forecast(self, route: str, horizon: Optional[int] = None, run: Optional[str] = None) -> pyarrow.Table:
+    def forecast(
+        self, route: str, horizon: Optional[int] = None, run: Optional[str] = None, explain: bool = False
+    ) -> pyarrow.Table:
         """``GET /v1/routes/{route}/forecast``: the latest run's forecasts
         (or run ``run``'s), the first ``horizon`` days (1 to 28) when given.
         One row per target and day: ``run_id``, ``target``, ``station``,
         ``model``, ``chosen`` (str or null), ``cutoff``, ``date`` (date32),
         ``horizon`` (int32), ``mean``, ``q10``, ``q50``, ``q90``, ``lo80``,
-        ``hi80``, ``lo95``, ``hi95`` (float64: people per day)."""
-    def station_forecast(self, station: str, horizon: Optional[int] = None) -> pyarrow.Table:
+        ``hi80``, ``lo95``, ``hi95`` (float64: people per day). With
+        ``explain``, also ``level``, ``signals`` (list of segment,
+        baseline_weeks, lead_days, part) and ``rest``, which sum to ``mean``."""
+    def station_forecast(self, station: str, horizon: Optional[int] = None, explain: bool = False) -> pyarrow.Table:
         """``GET /v1/stations/{station}/forecast``, with the columns of :meth:`forecast`."""
     def series(
         self, route: str, start: _Date, end: _Date, level: Literal["segment", "station"] = "segment"

@@ -48,6 +48,13 @@ _FORECAST_FIELDS = [
     ("horizon", pa.int32()),
 ] + [(name, pa.float64()) for name in ("mean", "q10", "q50", "q90", "lo80", "hi80", "lo95", "hi95")]
 _FORECAST_SCHEMA = pa.schema(_FORECAST_FIELDS)
+# With explain=True: each day's mean split into parts that sum to it.
+_SIGNAL_PART = pa.struct(
+    [("segment", pa.string()), ("baseline_weeks", pa.int32()), ("lead_days", pa.int32()), ("part", pa.float64())]
+)
+_EXPLAINED_SCHEMA = pa.schema(
+    _FORECAST_FIELDS + [("level", pa.float64()), ("signals", pa.list_(_SIGNAL_PART)), ("rest", pa.float64())]
+)
 
 _HOUR = pa.timestamp("us", tz="UTC")
 
@@ -131,21 +138,26 @@ class Client:
 
     # Forecasts.
 
-    def forecast(self, route: str, horizon: Optional[int] = None, run: Optional[str] = None) -> pa.Table:
+    def forecast(
+        self, route: str, horizon: Optional[int] = None, run: Optional[str] = None, explain: bool = False
+    ) -> pa.Table:
         """A route's forecasts from its latest run, or from run ``run``
         (``GET /v1/routes/{route}/forecast``): one row per target and forecast
-        day; ``horizon`` keeps the first days only (1 to 28)."""
-        document = self._get(
-            f"/v1/routes/{_segment(route)}/forecast", {"horizon": horizon, "run": run}
-        ).json()
-        return _forecast_table(document)
+        day; ``horizon`` keeps the first days only (1 to 28). With ``explain``,
+        three more columns split each day's mean into parts that sum to it:
+        ``level``, ``signals`` (segment, baseline_weeks, lead_days, part) and
+        ``rest``."""
+        query = {"horizon": horizon, "run": run, "explain": "true" if explain else None}
+        document = self._get(f"/v1/routes/{_segment(route)}/forecast", query).json()
+        return _forecast_table(document, explain)
 
-    def station_forecast(self, station: str, horizon: Optional[int] = None) -> pa.Table:
+    def station_forecast(self, station: str, horizon: Optional[int] = None, explain: bool = False) -> pa.Table:
         """A station's forecasts from the latest run that forecast it
         (``GET /v1/stations/{station}/forecast``), with the columns of
         :meth:`forecast`."""
-        document = self._get(f"/v1/stations/{_segment(station)}/forecast", {"horizon": horizon}).json()
-        return _forecast_table(document)
+        query = {"horizon": horizon, "explain": "true" if explain else None}
+        document = self._get(f"/v1/stations/{_segment(station)}/forecast", query).json()
+        return _forecast_table(document, explain)
 
     # Density series (analyst keys).
 
@@ -385,8 +397,9 @@ def _metadata(document: Mapping[str, Any]) -> Dict[bytes, bytes]:
     return {b"stroom": json.dumps(document, sort_keys=True).encode("utf-8")}
 
 
-def _forecast_table(document: Dict[str, Any]) -> pa.Table:
-    """One row per target and day of a RouteForecast or StationForecast."""
+def _forecast_table(document: Dict[str, Any], explain: bool = False) -> pa.Table:
+    """One row per target and day of a RouteForecast or StationForecast
+    (with the parts' columns when ``explain``)."""
     targets: List[Dict[str, Any]] = document.pop("targets")
     rows = []
     for target in targets:
@@ -401,9 +414,12 @@ def _forecast_table(document: Dict[str, Any]) -> pa.Table:
                     "chosen": target.get("chosen"),
                     "cutoff": _dt.date.fromisoformat(target["cutoff"]),
                     "date": _dt.date.fromisoformat(row["date"]),
+                    **(row.get("parts") or {}),
                 }
             )
-    return pa.Table.from_pylist(rows, schema=_FORECAST_SCHEMA.with_metadata(_metadata(document)))
+            rows[-1].pop("parts", None)
+    schema = _EXPLAINED_SCHEMA if explain else _FORECAST_SCHEMA
+    return pa.Table.from_pylist(rows, schema=schema.with_metadata(_metadata(document)))
 
 
 def _api_error(method: str, url: str, error: urllib.error.HTTPError) -> ApiError:

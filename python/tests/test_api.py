@@ -223,6 +223,17 @@ def test_a_refresh_is_served_once_recorded(api):
     assert metadata(admin.forecast("channel"))["run_id"] == job["run_id"]
 
 
+def test_explained_forecasts_split_the_mean_into_parts(api):
+    viewer = client(api, "viewer")
+    table = viewer.forecast("channel", explain=True)
+    assert table.column_names[-3:] == ["level", "signals", "rest"]
+    for row in table.to_pylist():
+        total = row["level"] + sum(s["part"] for s in row["signals"]) + row["rest"]
+        assert math.isclose(total, row["mean"], rel_tol=1e-9, abs_tol=1e-9), row
+    assert viewer.station_forecast("dover", explain=True).column("level").null_count == 0
+    assert "level" not in viewer.forecast("channel").column_names
+
+
 def test_alerts_follow_a_capacity_an_admin_sets(api):
     viewer, admin = client(api, "viewer"), client(api, "admin")
     assert viewer.alerts().num_rows == 0

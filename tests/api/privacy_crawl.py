@@ -6,7 +6,7 @@ Usage: python3 tests/api/privacy_crawl.py BASE_URL TOKEN
 
 Device counts are the `devices` of route and cell series, the `devices` and
 `baseline` of every segment and cell of a nowcast, and the `mean`, `q10`,
-`q90` and `observed` of every cell of a map. Forecast arrivals are
+`q90` and `observed` of every cell of a map (on both layers). Forecast arrivals are
 official counts per station, not device counts, and are not checked. Exits 1
 on the first count below k (printing where it is), 0 otherwise.
 """
@@ -89,6 +89,10 @@ for route in routes:
     status, geo = get(f"/v1/routes/{rid}/map.geojson")
     assert status == 200, (rid, status, geo)
     check(f"/v1/routes/{rid}/map.geojson", geo)
+    # The nowcast layer: `mean` is the usual count and `observed` the day's devices.
+    status, layer = get(f"/v1/routes/{rid}/map.geojson?layer=nowcast")
+    assert status == 200, (rid, status, layer)
+    check(f"/v1/routes/{rid}/map.geojson?layer=nowcast", layer)
     for fmt in ("svg", "png"):
         status, _ = get(f"/v1/routes/{rid}/map.{fmt}", parse=False)
         responses += 1
