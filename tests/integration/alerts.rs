@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::api::{Server, copy_tree, create_key, fixture};
+use crate::api::{Scene, Server, create_key, scene};
 use crate::support::stroom;
 
 /// What the webhook receiver got: the `x-stroom-event` header and the body.
@@ -71,12 +71,7 @@ fn wait_events(received: &Received, count: usize) -> Vec<(String, Value)> {
 
 #[test]
 fn a_capacity_below_the_forecast_opens_alerts_that_reach_the_api_the_page_and_a_webhook() {
-    let fixture = fixture();
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
-    copy_tree(&fixture.join("store"), &store);
-    let routes = fixture.join("routes");
-    let keys = dir.path().join("keys.toml");
+    let Scene { dir, store, routes, keys } = scene();
     let capacities = dir.path().join("capacities.toml");
     let admin = create_key(&keys, "admin", None);
     let viewer = create_key(&keys, "viewer", None);

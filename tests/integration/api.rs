@@ -69,6 +69,26 @@ pub(crate) fn fixture() -> PathBuf {
     dir
 }
 
+/// A private copy of the fixture's store: its temporary folder (removed
+/// when dropped), the store, the fixture's routes, and a key file's path in
+/// the folder.
+pub(crate) struct Scene {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) store: PathBuf,
+    pub(crate) routes: PathBuf,
+    pub(crate) keys: PathBuf,
+}
+
+/// A [`Scene`] over a fresh copy of the fixture's store.
+pub(crate) fn scene() -> Scene {
+    let fixture = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    copy_tree(&fixture.join("store"), &store);
+    let keys = dir.path().join("keys.toml");
+    Scene { dir, store, routes: fixture.join("routes"), keys }
+}
+
 /// Copies a folder tree.
 pub(crate) fn copy_tree(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
@@ -311,12 +331,7 @@ fn device_counts(path: &str, body: &Value, out: &mut Vec<(String, f64)>) {
 
 #[test]
 fn api_over_http() {
-    let fixture = fixture();
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
-    copy_tree(&fixture.join("store"), &store);
-    let routes = fixture.join("routes");
-    let keys = dir.path().join("keys.toml");
+    let Scene { dir, store, routes, keys } = scene();
     let audit = dir.path().join("audit.jsonl");
     let viewer = create_key(&keys, "viewer", None);
     let scoped = create_key(&keys, "viewer", Some("channel"));

@@ -7,13 +7,12 @@
 //! z-scores.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::path::Path;
 
 use serde_json::Value;
-use stroom_core::{DEFAULT_BUFFER_RINGS, DEFAULT_ROUTE_RESOLUTION, Resolution, Route};
 
-use crate::api::{Server, copy_tree, create_key, fixture};
+use crate::api::{Scene, Server, create_key, scene};
+use crate::nowcast::ingest_surge;
 use crate::support::stroom;
 
 /// Dover's upstream parts: per forecast day (horizon order), each
@@ -74,12 +73,7 @@ fn forecast(store: &Path, routes: &Path) {
 
 #[test]
 fn forecast_parts_sum_to_the_mean_and_an_injected_surge_is_the_largest_part() {
-    let fixture = fixture();
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
-    copy_tree(&fixture.join("store"), &store);
-    let routes = fixture.join("routes");
-    let keys = dir.path().join("keys.toml");
+    let Scene { dir, store, routes, keys } = scene();
     let viewer = create_key(&keys, "viewer", None);
     let analyst = create_key(&keys, "analyst", None);
     let audit = dir.path().join("audit.jsonl");
@@ -176,30 +170,9 @@ fn forecast_parts_sum_to_the_mean_and_an_injected_surge_is_the_largest_part() {
     let k = series["k"].as_f64().unwrap();
     assert!(server.stop());
 
-    // Three times the usual devices on those days, spread over the
-    // segment's cells and hours, every row at least k.
-    let route =
-        Route::from_geojson("channel", &std::fs::read_to_string(routes.join("channel.geojson")).unwrap()).unwrap();
-    let resolution = Resolution::new(i64::from(DEFAULT_ROUTE_RESOLUTION)).unwrap();
-    let cells = route.cells(resolution, DEFAULT_BUFFER_RINGS).unwrap();
-    let cells = &cells.segments.iter().find(|s| s.segment_id == segment).unwrap().cells;
-    let extra = (3.0 * usual).round() as u64;
-    let rows = (extra / (2 * k as u64)).clamp(1, 24 * cells.len() as u64);
-    let mut csv = String::from("ts,lat,lon,count\n");
-    for day in 0..lead as i64 {
-        let date = end - chrono::Duration::days(day);
-        for i in 0..rows {
-            let cell = cells[(i as usize) % cells.len()];
-            let (lat, lng) = cell.center();
-            let hour = (i as usize / cells.len()) % 24;
-            let count = extra / rows + u64::from(i < extra % rows);
-            writeln!(csv, "{date}T{hour:02}:00:00Z,{lat},{lng},{count}").unwrap();
-        }
-    }
-    let surge = dir.path().join("surge.csv");
-    std::fs::write(&surge, csv).unwrap();
-    let out = stroom(&["ingest", "density", surge.to_str().unwrap(), "--store", store.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // Three times the usual devices on those days.
+    let days: Vec<chrono::NaiveDate> = (0..lead as i64).map(|d| end - chrono::Duration::days(d)).collect();
+    ingest_surge(&store, &routes, &segment, &days, (3.0 * usual).round() as u64, k as u64, dir.path());
 
     forecast(&store, &routes);
     let server = Server::start(&store, &routes, &keys, &audit);

@@ -4,12 +4,47 @@
 //! cells the most unusual cells; roles, scopes, parameters and k hold.
 
 use std::fmt::Write as _;
+use std::path::Path;
 
 use serde_json::Value;
 use stroom_core::{DEFAULT_BUFFER_RINGS, DEFAULT_ROUTE_RESOLUTION, Resolution, Route};
 
-use crate::api::{Server, copy_tree, create_key, fixture};
+use crate::api::{Scene, Server, create_key, scene};
 use crate::support::stroom;
+
+/// Ingests `extra` more devices on each of `days` into `segment` of the
+/// Channel route (with the real binary), spread over the segment's cells and
+/// hours, every row at least `2·k` so that none is suppressed.
+pub(crate) fn ingest_surge(
+    store: &Path,
+    routes: &Path,
+    segment: &str,
+    days: &[chrono::NaiveDate],
+    extra: u64,
+    k: u64,
+    scratch: &Path,
+) {
+    let route =
+        Route::from_geojson("channel", &std::fs::read_to_string(routes.join("channel.geojson")).unwrap()).unwrap();
+    let resolution = Resolution::new(i64::from(DEFAULT_ROUTE_RESOLUTION)).unwrap();
+    let cells = route.cells(resolution, DEFAULT_BUFFER_RINGS).unwrap();
+    let cells = &cells.segments.iter().find(|s| s.segment_id == segment).unwrap().cells;
+    let rows = (extra / (2 * k)).clamp(1, 24 * cells.len() as u64);
+    let mut csv = String::from("ts,lat,lon,count\n");
+    for day in days {
+        for i in 0..rows {
+            let cell = cells[(i as usize) % cells.len()];
+            let (lat, lng) = cell.center();
+            let hour = (i as usize / cells.len()) % 24;
+            let count = extra / rows + u64::from(i < extra % rows);
+            writeln!(csv, "{day}T{hour:02}:00:00Z,{lat},{lng},{count}").unwrap();
+        }
+    }
+    let surge = scratch.join(format!("surge-{segment}.csv"));
+    std::fs::write(&surge, csv).unwrap();
+    let out = stroom(&["ingest", "density", surge.to_str().unwrap(), "--store", store.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
 
 fn segment<'a>(nowcast: &'a Value, name: &str) -> Option<&'a Value> {
     nowcast["segments"].as_array().unwrap().iter().find(|s| s["name"] == name)
@@ -17,12 +52,7 @@ fn segment<'a>(nowcast: &'a Value, name: &str) -> Option<&'a Value> {
 
 #[test]
 fn an_injected_surge_is_the_most_unusual_segment_on_its_day() {
-    let fixture = fixture();
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
-    copy_tree(&fixture.join("store"), &store);
-    let routes = fixture.join("routes");
-    let keys = dir.path().join("keys.toml");
+    let Scene { dir, store, routes, keys } = scene();
     let viewer = create_key(&keys, "viewer", None);
     let analyst = create_key(&keys, "analyst", None);
     let scoped = create_key(&keys, "viewer", Some("eastern-land-border"));
@@ -60,27 +90,10 @@ fn an_injected_surge_is_the_most_unusual_segment_on_its_day() {
     let name = quiet["name"].as_str().unwrap().to_owned();
     let baseline = quiet["baseline"].as_f64().unwrap();
 
-    // Twice the usual devices of that segment on that day, spread over its
-    // cells and hours, each row at least k so that none is suppressed.
-    let route =
-        Route::from_geojson("channel", &std::fs::read_to_string(routes.join("channel.geojson")).unwrap()).unwrap();
-    let resolution = Resolution::new(i64::from(DEFAULT_ROUTE_RESOLUTION)).unwrap();
-    let cells = route.cells(resolution, DEFAULT_BUFFER_RINGS).unwrap();
-    let cells = &cells.segments.iter().find(|s| s.segment_id == name).unwrap().cells;
+    // Twice the usual devices of that segment on that day.
     let extra = baseline.round() as u64;
-    let rows = (extra / (2 * k as u64)).clamp(1, 24 * cells.len() as u64);
-    let mut csv = String::from("ts,lat,lon,count\n");
-    for i in 0..rows {
-        let cell = cells[(i as usize) % cells.len()];
-        let (lat, lng) = cell.center();
-        let hour = (i as usize / cells.len()) % 24;
-        let count = extra / rows + u64::from(i < extra % rows);
-        writeln!(csv, "{day}T{hour:02}:00:00Z,{lat},{lng},{count}").unwrap();
-    }
-    let surge = dir.path().join("surge.csv");
-    std::fs::write(&surge, csv).unwrap();
-    let out = stroom(&["ingest", "density", surge.to_str().unwrap(), "--store", store.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let day_date = chrono::NaiveDate::parse_from_str(&day, "%Y-%m-%d").unwrap();
+    ingest_surge(&store, &routes, &name, &[day_date], extra, k as u64, dir.path());
 
     let server = Server::start(&store, &routes, &keys, &dir.path().join("audit.jsonl"));
     let after = server.get(&format!("/v1/routes/channel/nowcast?date={day}&cells=20"), Some(&analyst)).json();
