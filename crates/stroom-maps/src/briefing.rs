@@ -471,12 +471,14 @@ fn drivers_section(html: &mut String, d: &Drivers, station: &str) {
     let _ = writeln!(html, "<p class=\"drivers-line\">{line}</p>");
     let mut bars = vec![("Level and calendar".to_owned(), d.level)];
     bars.extend(d.segments.iter().map(|s| (format!("{} ({} days ahead)", s.label, s.lead_days), s.part)));
-    bars.push(("Calibration".to_owned(), d.rest));
+    bars.push(("Mean correction (past errors)".to_owned(), d.rest));
     html.push_str(&crate::chart::bar_chart(&format!("Expected arrivals over {} days, by source", d.days), &bars));
     html.push_str(
         "<p class=\"note\">The parts add up to the sum of the daily means. A segment's part is what its density \
          excess (against its usual weekday) changes in the forecast, shared fairly when several segments move it \
-         together (Shapley values); the calibration part is the correction of the mean learned from past errors.</p>\n\
+         together (Shapley values). The regression forecasts on a log scale, close to a median; the mean \
+         correction adds the average error of past forecasts on the count scale, large when arrivals come in \
+         bursts.</p>\n\
          </section>\n",
     );
 }

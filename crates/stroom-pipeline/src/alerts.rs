@@ -347,6 +347,36 @@ async fn read_arrivals(store: &Store, version: u64, from: NaiveDate) -> Result<O
     Ok(observed)
 }
 
+/// The `quantile` of a station's daily arrivals over its last 365 days in
+/// the store (`None` when it has none): where a demo or a first
+/// configuration can put a capacity that only the busiest days exceed.
+pub async fn recent_quantile(store: &Store, station: &str, quantile: f64) -> Result<Option<f64>> {
+    let session = QuerySession::open(store, None).await?;
+    if !session.has_table("arrivals") {
+        return Ok(None);
+    }
+    let id = station.replace('\'', "''");
+    let sql = format!(
+        "SELECT count FROM arrivals WHERE station = '{id}' AND date > \
+         (SELECT max(date) FROM arrivals WHERE station = '{id}') - INTERVAL '365' DAY"
+    );
+    let batches: Vec<RecordBatch> = session.context().sql(&sql).await?.collect().await?;
+    let mut counts: Vec<f64> = batches
+        .iter()
+        .flat_map(|b| {
+            let c = b.column(0).as_primitive::<Int32Type>();
+            (0..b.num_rows()).filter(|&i| !c.is_null(i)).map(|i| f64::from(c.value(i))).collect::<Vec<_>>()
+        })
+        .collect();
+    if counts.is_empty() {
+        return Ok(None);
+    }
+    counts.sort_by(f64::total_cmp);
+    // The nearest-rank quantile.
+    let rank = ((quantile.clamp(0.0, 1.0) * counts.len() as f64).ceil() as usize).clamp(1, counts.len());
+    Ok(Some(counts[rank - 1]))
+}
+
 /// Every alert, open and closed, from the forecast runs recorded in `store`.
 pub async fn alerts(store: &Store, rules: &AlertRules) -> Result<Vec<Alert>> {
     if rules.capacities.stations.is_empty() {

@@ -2,8 +2,10 @@
 //! density and arrivals on every shipped route (the Channel route driven by
 //! the real UK arrivals), loads them and the real UK series into a local
 //! store, shows what the store holds, backtests the models at every
-//! route's destination and forecasts every route. Running it again reuses
-//! the simulation and finds every file already ingested.
+//! route's destination, forecasts every route, sets each destination's
+//! capacity (the 90th percentile of its last year, kept if already set) and
+//! lists the open alerts. Running it again reuses the simulation and finds
+//! every file already ingested.
 
 use crate::location::{EngineArgs, StoreArgs};
 use std::path::PathBuf;
@@ -12,11 +14,11 @@ use anyhow::{Context, Result};
 use clap::Args;
 use stroom_store::{ArrivalsIngest, DEFAULT_K, EmptyCounts};
 
-use stroom_api::{KeyFile, MapFormat, Role};
+use stroom_api::{Capacity, KeyFile, MapFormat, Role};
 
 use crate::serve::ServeArgs;
 use crate::simulate::{BackgroundArg, FormArg, SimulateArgs};
-use stroom_pipeline::{BacktestSpec, ForecastSpec, Target, UK_ARRIVALS, load_routes};
+use stroom_pipeline::{AlertRules, BacktestSpec, Capacities, ForecastSpec, Target, UK_ARRIVALS, load_routes};
 
 #[derive(Debug, Args)]
 pub(crate) struct DemoArgs {
@@ -115,6 +117,37 @@ pub(crate) async fn run(args: &DemoArgs) -> Result<()> {
     let spec = ForecastSpec::default();
     crate::forecast::run_forecast(&store, &EngineArgs::default(), &routes, &spec, true, false).await?;
 
+    // Capacities for the alerts, kept when the file already sets them.
+    let capacities_path = args.dir.join("capacities.toml");
+    let mut capacities = Capacities::load(&capacities_path)?;
+    println!(
+        "\n# Capacities in {}: each destination the 90th percentile of its last year's daily arrivals",
+        capacities_path.display()
+    );
+    for station in &destinations {
+        if capacities.stations().contains_key(station) {
+            continue;
+        }
+        if let Some(p90) = stroom_pipeline::recent_quantile(&store, station, 0.9).await?.filter(|v| *v > 0.0) {
+            capacities.set(station, Capacity { daily: Some(p90), weekly: Some(7.0 * p90) })?;
+        }
+    }
+    let rules = AlertRules { capacities, level: stroom_pipeline::DEFAULT_ALERT_LEVEL };
+    let open: Vec<_> = stroom_pipeline::alerts(&store, &rules)
+        .await?
+        .into_iter()
+        .filter(|a| a.status == stroom_api::AlertStatus::Open)
+        .collect();
+    for (station, capacity) in rules.capacities.stations() {
+        let mine = open.iter().filter(|a| a.station == *station).count();
+        println!(
+            "{station:<22} daily {:>6.0}, weekly {:>7.0}: {mine} open alert{}",
+            capacity.daily.unwrap_or(f64::NAN),
+            capacity.weekly.unwrap_or(f64::NAN),
+            if mine == 1 { "" } else { "s" }
+        );
+    }
+
     println!("\n# Briefing pages and maps of every route");
     let briefings = args.dir.join("briefings");
     std::fs::create_dir_all(&briefings).with_context(|| format!("creating {}", briefings.display()))?;
@@ -122,7 +155,7 @@ pub(crate) async fn run(args: &DemoArgs) -> Result<()> {
         for (format, extension) in [(MapFormat::Html, "html"), (MapFormat::Png, "png"), (MapFormat::GeoJson, "geojson")]
         {
             let path = briefings.join(format!("{}.{extension}", route.id));
-            match stroom_pipeline::render(&store, route, None, format, &Default::default(), Default::default()).await {
+            match stroom_pipeline::render(&store, route, None, format, &rules, Default::default()).await {
                 Ok(bytes) => std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?,
                 Err(error) => {
                     println!("{}: no {extension} ({error})", route.id);
