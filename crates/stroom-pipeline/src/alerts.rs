@@ -298,13 +298,33 @@ fn close(alert: &mut Alert, run: &ForecastRun, because: &str) {
     alert.closed_because = Some(because.to_owned());
 }
 
+/// Observed arrivals already read, per `arrivals` version (a version never
+/// changes), with the first day read: a server reads each version once.
+#[derive(Debug, Default)]
+pub struct ObservedCache(std::sync::Mutex<BTreeMap<u64, (NaiveDate, Observed)>>);
+
+impl ObservedCache {
+    fn get(&self, version: u64, from: NaiveDate) -> Option<Observed> {
+        let cache = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        cache.get(&version).filter(|(first, _)| *first <= from).map(|(_, observed)| observed.clone())
+    }
+
+    fn keep(&self, version: u64, from: NaiveDate, observed: &Observed) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).insert(version, (from, observed.clone()));
+    }
+}
+
 /// The observed arrivals that the weekly windows of `runs` need: for each
 /// run, the six days up to each station target's cutoff, read from
-/// `arrivals` at the version the run recorded. Runs with no weekly
-/// capacity to assess read nothing.
-pub async fn observed_for(store: &Store, runs: &[ForecastRun], capacities: &Capacities) -> Result<Vec<Observed>> {
+/// `arrivals` at the version the run recorded (through `cache`). Runs with
+/// no weekly capacity to assess read nothing.
+pub async fn observed_for(
+    store: &Store,
+    runs: &[ForecastRun],
+    capacities: &Capacities,
+    cache: &ObservedCache,
+) -> Result<Vec<Observed>> {
     let weekly: Vec<&String> = capacities.stations.iter().filter(|(_, c)| c.weekly.is_some()).map(|(s, _)| s).collect();
-    let mut by_version: BTreeMap<u64, Observed> = BTreeMap::new();
     let mut out = Vec::with_capacity(runs.len());
     for run in runs {
         let earliest = run
@@ -317,10 +337,16 @@ pub async fn observed_for(store: &Store, runs: &[ForecastRun], capacities: &Capa
             out.push(Observed::new());
             continue;
         };
-        if !by_version.contains_key(&version) {
-            by_version.insert(version, read_arrivals(store, version, earliest - Duration::days(WINDOW_DAYS)).await?);
-        }
-        out.push(by_version[&version].clone());
+        let from = earliest - Duration::days(WINDOW_DAYS);
+        let observed = match cache.get(version, from) {
+            Some(observed) => observed,
+            None => {
+                let observed = read_arrivals(store, version, from).await?;
+                cache.keep(version, from, &observed);
+                observed
+            }
+        };
+        out.push(observed);
     }
     Ok(out)
 }
@@ -384,7 +410,7 @@ pub async fn alerts(store: &Store, rules: &AlertRules) -> Result<Vec<Alert>> {
     }
     let snapshot =
         crate::backend::read_forecasts(store.clone()).await.map_err(|e| PipelineError::Missing(e.to_string()))?;
-    let observed = observed_for(store, &snapshot.runs, &rules.capacities).await?;
+    let observed = observed_for(store, &snapshot.runs, &rules.capacities, &ObservedCache::default()).await?;
     Ok(derive_alerts(&snapshot.runs, &observed, &rules.capacities, rules.level))
 }
 

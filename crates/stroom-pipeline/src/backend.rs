@@ -39,6 +39,8 @@ pub struct StoreBackend {
     alert_level: f64,
     /// The alerts of one (forecasts version, capacities revision).
     alerts: Mutex<Option<AlertCache>>,
+    /// The observed arrivals the weekly windows read, per arrivals version.
+    observed: crate::alerts::ObservedCache,
 }
 
 type AlertCache = (Option<u64>, u64, Arc<Vec<Alert>>);
@@ -86,6 +88,7 @@ impl StoreBackend {
             capacities_revision: AtomicU64::new(0),
             alert_level: DEFAULT_ALERT_LEVEL,
             alerts: Mutex::new(None),
+            observed: crate::alerts::ObservedCache::default(),
         }
     }
 
@@ -426,7 +429,9 @@ impl Backend for StoreBackend {
             let observed = if capacities.stations().is_empty() {
                 Vec::new()
             } else {
-                crate::alerts::observed_for(&self.open()?, &snapshot.runs, &capacities).await.map_err(failed)?
+                crate::alerts::observed_for(&self.open()?, &snapshot.runs, &capacities, &self.observed)
+                    .await
+                    .map_err(failed)?
             };
             let alerts =
                 Arc::new(crate::alerts::derive_alerts(&snapshot.runs, &observed, &capacities, self.alert_level));

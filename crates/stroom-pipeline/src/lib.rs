@@ -24,8 +24,8 @@ mod simulate;
 mod target;
 
 pub use alerts::{
-    AlertRules, Capacities, DEFAULT_ALERT_LEVEL, ExceedanceCalibration, Observed, ReliabilityBin, WINDOW_DAYS, alerts,
-    derive_alerts, exceedance_calibration, observed_for, recent_quantile,
+    AlertRules, Capacities, DEFAULT_ALERT_LEVEL, ExceedanceCalibration, Observed, ObservedCache, ReliabilityBin,
+    WINDOW_DAYS, alerts, derive_alerts, exceedance_calibration, observed_for, recent_quantile,
 };
 pub use backend::StoreBackend;
 pub use error::{PipelineError, Result, chain_text};
