@@ -14,7 +14,7 @@ use serde_json::Value;
 use stroom_api::{
     Alert, Backend, BackendError, BackendFuture, BacktestRequest, Capacity, CellSeries, CellSeriesPoint, ForecastParts,
     ForecastRow, ForecastRun, ForecastSnapshot, MapFormat, MapLayer, MetricsEntry, RouteNowcast, RouteSeries,
-    RouteSeriesPoint, SeriesLevel, SignalShare, StationCapacity, TargetForecast, TimeResolution,
+    RouteSeriesPoint, SeriesLevel, StationCapacity, TargetForecast, TimeResolution,
 };
 use stroom_core::{Cell, DEFAULT_BUFFER_RINGS, DEFAULT_ROUTE_RESOLUTION, Resolution, Route, days_to_date};
 use stroom_model::ModelKind;
@@ -155,7 +155,7 @@ pub(crate) async fn read_forecasts(store: Store) -> Result<ForecastSnapshot, Bac
         for target in metadata.get("targets").and_then(Value::as_array).into_iter().flatten() {
             let name = target.get("target").and_then(Value::as_str).unwrap_or_default();
             for day in target.get("attribution").and_then(Value::as_array).into_iter().flatten() {
-                if let Some(found) = day_parts(day) {
+                if let Some(found) = crate::runs::recorded_parts(day) {
                     let date = day.get("date").and_then(Value::as_str).unwrap_or_default();
                     parts.insert((run.to_owned(), name.to_owned(), date.to_owned()), found);
                 }
@@ -228,25 +228,6 @@ pub(crate) async fn read_forecasts(store: Store) -> Result<ForecastSnapshot, Bac
         }
     }
     Ok(ForecastSnapshot { version: Some(version), runs })
-}
-
-/// One day's parts as a run's metadata records them (`runs::attribution_json`).
-fn day_parts(day: &Value) -> Option<ForecastParts> {
-    let number = |v: &Value, key: &str| v.get(key).and_then(Value::as_f64);
-    let signals = day
-        .get("signals")?
-        .as_array()?
-        .iter()
-        .map(|s| {
-            Some(SignalShare {
-                segment: s.get("segment")?.as_str()?.to_owned(),
-                baseline_weeks: u32::try_from(s.get("baseline_weeks")?.as_u64()?).ok()?,
-                lead_days: u32::try_from(s.get("lead_days")?.as_u64()?).ok()?,
-                part: number(s, "part")?,
-            })
-        })
-        .collect::<Option<Vec<_>>>()?;
-    Some(ForecastParts { level: number(day, "level")?, signals, rest: number(day, "rest")? })
 }
 
 fn vintage_of(session: &QuerySession) -> BTreeMap<String, u64> {

@@ -213,21 +213,18 @@ fn drivers(run: Option<&Value>, route: &Route, target: &str) -> Option<Drivers> 
     if days.is_empty() {
         return None;
     }
-    let number = |v: &Value, key: &str| v.get(key).and_then(Value::as_f64).unwrap_or(0.0);
     let (mut level, mut rest) = (0.0, 0.0);
     // segment → (part, (largest |part| of one signal, its lead))
     let mut segments: BTreeMap<String, (f64, (f64, usize))> = BTreeMap::new();
-    for day in days {
-        level += number(day, "level");
-        rest += number(day, "rest");
-        for s in day.get("signals").and_then(Value::as_array).into_iter().flatten() {
-            let name = s.get("segment").and_then(Value::as_str).unwrap_or_default().to_owned();
-            let part = number(s, "part");
-            let lead = s.get("lead_days").and_then(Value::as_u64).unwrap_or(0) as usize;
-            let entry = segments.entry(name).or_insert((0.0, (0.0, lead)));
-            entry.0 += part;
-            if part.abs() > entry.1.0 {
-                entry.1 = (part.abs(), lead);
+    for parts in days.iter().filter_map(crate::runs::recorded_parts) {
+        level += parts.level;
+        rest += parts.rest;
+        for s in parts.signals {
+            let lead = s.lead_days as usize;
+            let entry = segments.entry(s.segment).or_insert((0.0, (0.0, lead)));
+            entry.0 += s.part;
+            if s.part.abs() > entry.1.0 {
+                entry.1 = (s.part.abs(), lead);
             }
         }
     }
@@ -241,6 +238,16 @@ fn drivers(run: Option<&Value>, route: &Route, target: &str) -> Option<Drivers> 
         .collect();
     segments.sort_by(|a, b| b.part.abs().total_cmp(&a.part.abs()));
     Some(Drivers { days: days.len(), level, segments, rest })
+}
+
+/// `spec` as a GeoJSON, SVG or PNG map; `None` for the HTML page.
+fn draw(spec: &MapSpec, format: MapFormat) -> Option<Result<Vec<u8>>> {
+    match format {
+        MapFormat::GeoJson => Some(Ok(stroom_maps::geojson(spec).into_bytes())),
+        MapFormat::Svg => Some(Ok(stroom_maps::svg(spec).into_bytes())),
+        MapFormat::Png => Some(stroom_maps::png(spec, PNG_WIDTH).map_err(PipelineError::from)),
+        MapFormat::Html => None,
+    }
 }
 
 /// The stations of `route` with an open alert in `alerts`.
@@ -308,16 +315,13 @@ async fn render_nowcast(
         alert_stations: alert_stations(route, alerts.as_ref()),
         layer: Layer::Nowcast,
     };
-    match format {
-        MapFormat::GeoJson => Ok(stroom_maps::geojson(&spec).into_bytes()),
-        MapFormat::Svg => Ok(stroom_maps::svg(&spec).into_bytes()),
-        MapFormat::Png => stroom_maps::png(&spec, PNG_WIDTH).map_err(PipelineError::from),
-        MapFormat::Html => Err(PipelineError::Route(
+    draw(&spec, format).unwrap_or_else(|| {
+        Err(PipelineError::Route(
             "the nowcast layer is drawn on GeoJSON, SVG and PNG maps; the briefing page shows the forecast and \
              names the unusual segments"
                 .into(),
-        )),
-    }
+        ))
+    })
 }
 
 /// A route's map or briefing page for a forecast day, with the open capacity
@@ -392,24 +396,22 @@ pub async fn render(
         alert_stations: alert_stations(route, alerts.as_ref()),
         layer: Layer::Forecast,
     };
-    match format {
-        MapFormat::GeoJson => Ok(stroom_maps::geojson(&spec).into_bytes()),
-        MapFormat::Svg => Ok(stroom_maps::svg(&spec).into_bytes()),
-        MapFormat::Png => stroom_maps::png(&spec, PNG_WIDTH).map_err(PipelineError::from),
-        MapFormat::Html => {
-            let mut observed = Vec::new();
-            let from = first.cutoff - Duration::days(OBSERVED_DAYS - 1);
-            if session.has_table("arrivals") {
-                let batches = session.arrivals_series(&destination.id, from, first.cutoff + Duration::days(1)).await?;
-                for b in &batches {
-                    let dates = b.column(0).as_primitive::<Date32Type>();
-                    let counts = b.column(1).as_primitive::<Int32Type>();
-                    for r in 0..b.num_rows() {
-                        observed.push((days_to_date(dates.value(r)), f64::from(counts.value(r))));
-                    }
-                }
+    if let Some(map) = draw(&spec, format) {
+        return map;
+    }
+    let mut observed = Vec::new();
+    let from = first.cutoff - Duration::days(OBSERVED_DAYS - 1);
+    if session.has_table("arrivals") {
+        let batches = session.arrivals_series(&destination.id, from, first.cutoff + Duration::days(1)).await?;
+        for b in &batches {
+            let dates = b.column(0).as_primitive::<Date32Type>();
+            let counts = b.column(1).as_primitive::<Int32Type>();
+            for r in 0..b.num_rows() {
+                observed.push((days_to_date(dates.value(r)), f64::from(counts.value(r))));
             }
-            let briefing = Briefing {
+        }
+    }
+    let briefing = Briefing {
                 map: &spec,
                 station: destination.name.clone(),
                 observed,
@@ -426,7 +428,5 @@ pub async fn render(
                 ],
                 generated_at: Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
             };
-            Ok(stroom_maps::briefing_html(&briefing)?.into_bytes())
-        }
-    }
+    Ok(stroom_maps::briefing_html(&briefing)?.into_bytes())
 }

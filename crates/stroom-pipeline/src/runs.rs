@@ -439,6 +439,25 @@ fn attribution_json(input: &SeriesInput, cutoff: usize, result: &CutoffForecast,
     Value::Array(days.collect())
 }
 
+/// One day's parts as [`attribution_json`] records them.
+pub(crate) fn recorded_parts(day: &Value) -> Option<stroom_api::ForecastParts> {
+    let number = |v: &Value, key: &str| v.get(key).and_then(Value::as_f64);
+    let signals = day
+        .get("signals")?
+        .as_array()?
+        .iter()
+        .map(|s| {
+            Some(stroom_api::SignalShare {
+                segment: s.get("segment")?.as_str()?.to_owned(),
+                baseline_weeks: u32::try_from(s.get("baseline_weeks")?.as_u64()?).ok()?,
+                lead_days: u32::try_from(s.get("lead_days")?.as_u64()?).ok()?,
+                part: number(s, "part")?,
+            })
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some(stroom_api::ForecastParts { level: number(day, "level")?, signals, rest: number(day, "rest")? })
+}
+
 fn versions_json(versions: &BTreeMap<&'static str, u64>) -> Value {
     Value::Object(versions.iter().map(|(k, v)| ((*k).to_owned(), json!(v))).collect())
 }
