@@ -467,6 +467,24 @@ class Client:
         self, station: str, daily: Optional[float] = None, weekly: Optional[float] = None
     ) -> Dict[str, Any]:
         """``PUT /v1/stations/{station}/capacity`` (admin): the capacity now in force."""
+    def scenario(
+        self,
+        route: str,
+        close: str,
+        start: _Date,
+        until: Optional[_Date] = None,
+        divert_to: Optional[str] = None,
+        share: Optional[float] = None,
+        transfer_days: Optional[int] = None,
+        travel_days: Optional[int] = None,
+        divert_travel_days: Optional[int] = None,
+    ) -> pyarrow.Table:
+        """``POST /v1/scenarios`` (analyst): one row per station (``target``,
+        ``role``), ``variant`` (``baseline`` or ``scenario``) and day, with
+        ``mean`` and the quantiles; the closure and its assumptions in the
+        metadata (``stroom``)."""
+    def scenarios(self) -> List[Dict[str, Any]]:
+        """``GET /v1/scenarios``: the recorded scenarios of the key's routes, newest first."""
     def map(
         self, route: str, format: Literal["geojson", "svg", "png"] = "geojson", date: Optional[_Date] = None
     ) -> Union[Dict[str, Any], str, bytes]:

@@ -56,6 +56,13 @@ _EXPLAINED_SCHEMA = pa.schema(
     _FORECAST_FIELDS + [("level", pa.float64()), ("signals", pa.list_(_SIGNAL_PART)), ("rest", pa.float64())]
 )
 
+# A scenario: baseline and scenario rows of each station it touches.
+_SCENARIO_SCHEMA = pa.schema(
+    [("run_id", pa.string()), ("target", pa.string()), ("role", pa.string()), ("variant", pa.string()),
+     ("cutoff", pa.date32()), ("date", pa.date32()), ("horizon", pa.int32())]
+    + [(name, pa.float64()) for name in ("mean", "q10", "q50", "q90", "lo80", "hi80", "lo95", "hi95")]
+)
+
 _HOUR = pa.timestamp("us", tz="UTC")
 
 # The states a job ends in (JobStatus in the OpenAPI document).
@@ -234,6 +241,43 @@ class Client:
         or both. Returns the capacity now in force."""
         body = {k: v for k, v in (("daily", daily), ("weekly", weekly)) if v is not None}
         return self._request("PUT", f"/v1/stations/{_segment(station)}/capacity", body=body).object()
+
+    def scenario(
+        self,
+        route: str,
+        close: str,
+        start: DateLike,
+        until: Optional[DateLike] = None,
+        divert_to: Optional[str] = None,
+        share: Optional[float] = None,
+        transfer_days: Optional[int] = None,
+        travel_days: Optional[int] = None,
+        divert_travel_days: Optional[int] = None,
+    ) -> pa.Table:
+        """Runs a closure scenario (analyst keys; ``POST /v1/scenarios``):
+        segment ``close`` of ``route`` closed from ``start`` (until ``until``),
+        and each day ``share`` of the people held taking ``divert_to``. One
+        row per station, variant (``baseline`` or ``scenario``) and day; the
+        closure and its assumptions are in the table's metadata (``stroom``)."""
+        body = {
+            "route": route,
+            "close": close,
+            "from": _date_text(start, "start"),
+            "until": None if until is None else _date_text(until, "until"),
+            "divert_to": divert_to,
+            "share": share,
+            "transfer_days": transfer_days,
+            "travel_days": travel_days,
+            "divert_travel_days": divert_travel_days,
+        }
+        document = self._request("POST", "/v1/scenarios", body={k: v for k, v in body.items() if v is not None}).json()
+        return _scenario_table(document)
+
+    def scenarios(self) -> List[Dict[str, Any]]:
+        """The recorded scenarios of the key's routes, newest first
+        (``GET /v1/scenarios``): each with ``run_id``, ``closure``,
+        ``assumptions`` and ``targets``."""
+        return list(self._get("/v1/scenarios").object()["scenarios"])
 
     def map(
         self, route: str, format: str = "geojson", date: Optional[DateLike] = None
@@ -420,6 +464,27 @@ def _forecast_table(document: Dict[str, Any], explain: bool = False) -> pa.Table
             rows[-1].pop("parts", None)
     schema = _EXPLAINED_SCHEMA if explain else _FORECAST_SCHEMA
     return pa.Table.from_pylist(rows, schema=schema.with_metadata(_metadata(document)))
+
+
+def _scenario_table(document: Dict[str, Any]) -> pa.Table:
+    """One row per station, variant and day of a Scenario."""
+    targets: List[Dict[str, Any]] = document.pop("targets")
+    rows = []
+    for target in targets:
+        for variant in ("baseline", "scenario"):
+            for row in target[variant]:
+                rows.append(
+                    {
+                        **row,
+                        "run_id": document["run_id"],
+                        "target": target["target"],
+                        "role": target["role"],
+                        "variant": variant,
+                        "cutoff": _dt.date.fromisoformat(target["cutoff"]),
+                        "date": _dt.date.fromisoformat(row["date"]),
+                    }
+                )
+    return pa.Table.from_pylist(rows, schema=_SCENARIO_SCHEMA.with_metadata(_metadata(document)))
 
 
 def _api_error(method: str, url: str, error: urllib.error.HTTPError) -> ApiError:

@@ -311,3 +311,34 @@ def test_nowcast_scores_each_segment_against_its_weekday(store, last_day):
     assert zs == sorted(zs, reverse=True)
     with pytest.raises(stroom.RouteError):
         store.nowcast("atlantis")
+
+
+def test_a_scenario_moves_arrivals_and_leaves_the_published_forecasts(api):
+    analyst, viewer = client(api, "analyst"), client(api, "viewer")
+    published = viewer.forecast("channel")
+    start = max(published.column("cutoff").to_pylist()) + datetime.timedelta(days=1)
+    with pytest.raises(stroom.ApiError) as refused:
+        viewer.scenario("western-balkans", "horgos-budapest", start, divert_to="channel", share=0.3)
+    assert refused.value.status == 403
+    with pytest.raises(stroom.ApiError) as bad:
+        analyst.scenario("western-balkans", "horgos-paris", start)
+    assert bad.value.status == 400 and "horgos-paris" in str(bad.value)
+    table = analyst.scenario(
+        "western-balkans", "horgos-budapest", start, divert_to="channel", share=0.3, travel_days=5, divert_travel_days=4
+    )
+    assert set(table.column("variant").to_pylist()) == {"baseline", "scenario"}
+    rows = table.to_pylist()
+    by = {(r["target"], r["variant"], r["date"]): r["mean"] for r in rows}
+    closed = [(d, by[("station:ter-apel", "baseline", d)], m) for (t, v, d), m in by.items()
+              if t == "station:ter-apel" and v == "scenario"]
+    # Horgoš is five days (given) from Ter Apel: from then on the closure removes arrivals.
+    assert all(s <= b + 1e-9 for _, b, s in closed)
+    assert any(s < b for d, b, s in closed if d >= start + datetime.timedelta(days=5))
+    gained = [s - by[("station:dover", "baseline", d)] for (t, v, d), s in by.items()
+              if t == "station:dover" and v == "scenario"]
+    assert min(gained) >= -1e-9 and max(gained) > 0
+    document = json.loads(table.schema.metadata[b"stroom"])
+    assert document["closure"]["travel_days"] == 5 and document["assumptions"]["close_lag_source"] == "given"
+    assert analyst.scenarios()[0]["run_id"] == document["run_id"]
+    assert viewer.scenarios() == [], "the viewer sees only the Channel route, not the closed one"
+    assert viewer.forecast("channel").equals(published)

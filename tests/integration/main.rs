@@ -17,5 +17,6 @@ mod nowcast;
 mod query;
 mod routes;
 mod s3;
+mod scenarios;
 mod simulator;
 mod support;

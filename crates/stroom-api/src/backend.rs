@@ -10,8 +10,8 @@ use chrono::NaiveDate;
 use stroom_core::{Cell, Route};
 
 use crate::dto::{
-    Alert, BacktestRequest, Capacity, CellSeries, MapLayer, MetricsEntry, RouteNowcast, RouteSeries, SeriesLevel,
-    StationCapacity, TargetForecast, TimeResolution,
+    Alert, BacktestRequest, Capacity, CellSeries, MapLayer, MetricsEntry, RouteNowcast, RouteSeries, Scenario,
+    ScenarioRequest, SeriesLevel, StationCapacity, TargetForecast, TimeResolution,
 };
 
 /// The future a [`Backend`] method returns.
@@ -141,6 +141,21 @@ pub trait Backend: Send + Sync + 'static {
     /// Forecasts every route from the latest data and records the run in the
     /// `forecasts` table: returns the run id and the targets.
     fn refresh(&self) -> BackendFuture<'_, (String, Vec<String>)>;
+
+    /// Checks a scenario request against the routes: 400 for a closure
+    /// that cannot be run.
+    fn validate_scenario(&self, request: &ScenarioRequest) -> Result<(), BackendError>;
+
+    /// Runs a closure scenario from the latest data and records it in the
+    /// `scenarios` table (never in `forecasts`).
+    fn run_scenario(&self, request: ScenarioRequest) -> BackendFuture<'_, Scenario>;
+
+    /// Every recorded scenario, newest first.
+    fn scenarios(&self) -> BackendFuture<'_, Vec<Scenario>>;
+
+    /// A recorded scenario's page: each station's baseline and scenario in
+    /// one chart and one table.
+    fn scenario_page<'a>(&'a self, run_id: &'a str) -> BackendFuture<'a, Vec<u8>>;
 
     /// A route's map or briefing page for a forecast day (the first day of
     /// the latest run when `None`); on the nowcast layer, the map of how

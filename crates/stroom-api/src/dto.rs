@@ -703,3 +703,104 @@ pub(crate) struct MapQuery {
     /// `forecast` (default) or `nowcast`.
     pub layer: Option<MapLayer>,
 }
+
+/// A closure scenario to run (analyst, admin): `close` on `route` closed
+/// from `from` (until `until`, exclusive), and each day `share` of the
+/// people held there taking `divert_to`, whose origins they reach
+/// `transfer_days` later.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioRequest {
+    /// The route with the closure.
+    #[schema(example = "western-balkans")]
+    pub route: String,
+    /// The segment closed: nobody enters it from its start station.
+    #[schema(example = "horgos-budapest")]
+    pub close: String,
+    /// The first day of the closure.
+    #[schema(format = Date)]
+    pub from: String,
+    /// The day the segment reopens; open-ended when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(format = Date)]
+    pub until: Option<String>,
+    /// The route that some of the people held take instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub divert_to: Option<String>,
+    /// The share of the people held who give up each day and take
+    /// `divert_to` (0 to 1; 0 when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0.0, maximum = 1.0)]
+    pub share: Option<f64>,
+    /// Days from the closure to the origins of `divert_to` (0 to 45; 2 when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0, maximum = 45)]
+    pub transfer_days: Option<u32>,
+    /// Days from the closed segment's start to its route's destination, when
+    /// known (0 to 45); estimated from the density leads when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0, maximum = 45)]
+    pub travel_days: Option<u32>,
+    /// Days from the origins of `divert_to` to its destination, when known
+    /// (0 to 45); estimated from the density leads when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0, maximum = 45)]
+    pub divert_travel_days: Option<u32>,
+}
+
+/// What a scenario took from the data.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ScenarioAssumptions {
+    /// Where the flow over the closed segment comes from (`station:ID`).
+    pub flow_source: String,
+    /// Its mean per day over the closure's days up to the horizon.
+    pub flow_per_day: f64,
+    /// Days from the closed segment to its route's destination.
+    pub close_lag_days: u32,
+    /// How they were estimated.
+    pub close_lag_source: String,
+    /// Days from the origins of `divert_to` to its destination.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub divert_lag_days: Option<u32>,
+    /// How they were estimated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub divert_lag_source: Option<String>,
+}
+
+/// One station of a scenario: the baseline forecast and the scenario, day
+/// by day.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ScenarioTarget {
+    /// `station:ID`.
+    pub target: String,
+    /// `closed route`, `receiving route`, or `closed and receiving route`.
+    pub role: String,
+    /// The last day of data both forecasts read.
+    #[schema(format = Date)]
+    pub cutoff: String,
+    /// The baseline's model.
+    pub model: String,
+    /// The baseline forecast, made from the same data (never a row of `forecasts`).
+    pub baseline: Vec<ForecastRow>,
+    /// The scenario, on the same days.
+    pub scenario: Vec<ForecastRow>,
+}
+
+/// A recorded closure scenario.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Scenario {
+    /// The run id (in the store's `scenarios` table).
+    pub run_id: String,
+    /// When it was made (RFC 3339, UTC).
+    pub generated_at: String,
+    /// The closure, with the defaults filled in.
+    pub closure: ScenarioRequest,
+    pub assumptions: ScenarioAssumptions,
+    pub targets: Vec<ScenarioTarget>,
+}
+
+/// The scenarios of the caller's routes, newest first.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ScenarioList {
+    pub scenarios: Vec<Scenario>,
+}

@@ -58,6 +58,9 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route("/v1/routes/{route}/map.svg", get(map_svg))
         .route("/v1/routes/{route}/map.png", get(map_png))
         .route("/v1/routes/{route}/briefing.html", get(briefing))
+        .route("/v1/scenarios", post(create_scenario).get(list_scenarios))
+        .route("/v1/scenarios/{id}", get(scenario_detail))
+        .route("/v1/scenarios/{id}/page.html", get(scenario_page))
 }
 
 /// The caller's key, when the request carried a valid token.
@@ -1095,4 +1098,125 @@ pub(crate) async fn map_png(
     ))]
 pub(crate) async fn briefing(state: Shared, Key(caller): Key, P(id): P) -> Result<Response, ApiError> {
     render(state, caller, id, None, MapFormat::Html, MapLayer::Forecast).await
+}
+
+/// Whether the key sees every route a scenario touches.
+fn sees_scenario(key: &KeyRecord, closure: &ScenarioRequest) -> Result<(), ApiError> {
+    for route in std::iter::once(&closure.route).chain(&closure.divert_to) {
+        if !key.sees_route(route) {
+            return Err(ApiError::RouteForbidden(route.clone()));
+        }
+    }
+    Ok(())
+}
+
+/// Runs a closure scenario from the latest data (analyst): the baseline
+/// forecast of the closed route's destination and of the receiving route's,
+/// and what they become if the segment closes and a share of those held
+/// each day take the other route. The scenario is recorded apart from the
+/// baseline forecasts (the `scenarios` table) and waits for the job worker.
+#[utoipa::path(post, path = "/v1/scenarios", tag = "scenarios",
+    request_body = ScenarioRequest,
+    responses(
+        (status = 201, description = "The scenario, recorded; its Location serves it again.", body = Scenario),
+        (status = 400, description = "The body is not a scenario that can be run.", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token.", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key may not run scenarios or see one of the routes.", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such route or segment, or the store lacks the data.", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is too large.", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many jobs are queued.", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn create_scenario(
+    state: Shared,
+    Key(caller): Key,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let key = state.require(caller, Permission::RunBacktests)?;
+    let body = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge(state.config.body_limit)
+        } else {
+            ApiError::BadRequest(rejection.body_text())
+        }
+    })?;
+    let request: ScenarioRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::BadRequest(format!("the body is not a scenario request: {e}")))?;
+    for route in std::iter::once(&request.route).chain(&request.divert_to) {
+        if !state.backend.routes().iter().any(|r| r.id == *route) {
+            return Err(ApiError::NotFound(format!("there is no route '{route}'")));
+        }
+    }
+    sees_scenario(key, &request)?;
+    state.backend.validate_scenario(&request)?;
+    admit_job(&state)?;
+    let outcome = {
+        let _permit = state.jobs.worker.acquire().await;
+        state.backend.run_scenario(request).await
+    };
+    state.jobs.active.fetch_sub(1, Ordering::SeqCst);
+    let scenario = outcome?;
+    let location = format!("/v1/scenarios/{}", scenario.run_id);
+    Ok((StatusCode::CREATED, [(header::LOCATION, location)], axum::Json(scenario)).into_response())
+}
+
+/// The recorded scenarios of the caller's routes, newest first.
+#[utoipa::path(get, path = "/v1/scenarios", tag = "scenarios",
+    responses(
+        (status = 200, description = "The scenarios.", body = ScenarioList),
+        (status = 401, description = "No valid token.", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key may not read forecasts.", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn list_scenarios(state: Shared, Key(caller): Key) -> Result<axum::Json<ScenarioList>, ApiError> {
+    let key = state.require(caller, Permission::ReadForecasts)?;
+    let scenarios =
+        state.backend.scenarios().await?.into_iter().filter(|s| sees_scenario(key, &s.closure).is_ok()).collect();
+    Ok(axum::Json(ScenarioList { scenarios }))
+}
+
+async fn visible_scenario(state: &AppState, key: &KeyRecord, id: &str) -> Result<Scenario, ApiError> {
+    let scenario = state
+        .backend
+        .scenarios()
+        .await?
+        .into_iter()
+        .find(|s| s.run_id == id)
+        .ok_or_else(|| ApiError::NotFound(format!("there is no scenario '{id}'")))?;
+    sees_scenario(key, &scenario.closure)?;
+    Ok(scenario)
+}
+
+/// A recorded scenario: the closure, what it assumed, and each station's
+/// baseline and scenario day by day.
+#[utoipa::path(get, path = "/v1/scenarios/{id}", tag = "scenarios",
+    params(("id" = String, Path, description = "The scenario's run id.")),
+    responses(
+        (status = 200, description = "The scenario.", body = Scenario),
+        (status = 401, description = "No valid token.", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key may not see one of its routes.", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such scenario.", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn scenario_detail(
+    state: Shared,
+    Key(caller): Key,
+    P(id): P,
+) -> Result<axum::Json<Scenario>, ApiError> {
+    let key = state.require(caller, Permission::ReadForecasts)?;
+    Ok(axum::Json(visible_scenario(&state, key, &id).await?))
+}
+
+/// A recorded scenario's printable page: each station's baseline and
+/// scenario in one chart and one table, with the assumptions.
+#[utoipa::path(get, path = "/v1/scenarios/{id}/page.html", tag = "scenarios",
+    params(("id" = String, Path, description = "The scenario's run id.")),
+    responses(
+        (status = 200, description = "The page.", content_type = "text/html", body = String),
+        (status = 401, description = "No valid token.", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key may not see one of its routes.", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such scenario.", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn scenario_page(state: Shared, Key(caller): Key, P(id): P) -> Result<Response, ApiError> {
+    let key = state.require(caller, Permission::ReadForecasts)?;
+    visible_scenario(&state, key, &id).await?;
+    let bytes = state.backend.scenario_page(&id).await?;
+    Ok(([(header::CONTENT_TYPE, MapFormat::Html.content_type())], bytes).into_response())
 }

@@ -44,8 +44,9 @@ pub use backend::{Backend, BackendError, BackendFuture, ForecastRun, ForecastSna
 pub use dto::{
     Alert, AlertEvent, AlertFilter, AlertList, AlertStatus, AlertWindow, BacktestJob, BacktestRequest, Capacity,
     CellSeries, CellSeriesPoint, ForecastParts, ForecastRow, JobStatus, MapLayer, MetricsEntry, NowcastEntry, Problem,
-    RefreshJob, RouteDetail, RouteForecast, RouteNowcast, RouteSeries, RouteSeriesPoint, RouteSummary, SegmentDto,
-    SeriesLevel, SignalShare, StationCapacity, StationDto, StationForecast, TargetForecast, TimeResolution,
+    RefreshJob, RouteDetail, RouteForecast, RouteNowcast, RouteSeries, RouteSeriesPoint, RouteSummary, Scenario,
+    ScenarioAssumptions, ScenarioList, ScenarioRequest, ScenarioTarget, SegmentDto, SeriesLevel, SignalShare,
+    StationCapacity, StationDto, StationForecast, TargetForecast, TimeResolution,
 };
 pub use error::ApiError;
 pub use openapi::openapi_json;

@@ -282,6 +282,21 @@ impl Route {
         self.segments.iter().find(|s| s.id == id)
     }
 
+    /// The length along the route from `station` to its destination, in
+    /// kilometres (following each station's outgoing segment); `None` for a
+    /// station the route does not have.
+    pub fn km_to_destination(&self, station: &str) -> Option<f64> {
+        self.station(station)?;
+        let mut at = station;
+        let mut km = 0.0;
+        for _ in 0..=self.segments.len() {
+            let Some(next) = self.segments.iter().find(|s| s.from == at) else { return Some(km) };
+            km += next.length_km();
+            at = &next.to;
+        }
+        None
+    }
+
     /// The segments upstream of `segment_id` (those whose flow passes through
     /// it later), nearest first.
     pub fn upstream_segments(&self, segment_id: &str) -> Vec<&Segment> {
@@ -345,6 +360,14 @@ fn path_cells(waypoints: &[(f64, f64)], resolution: Resolution) -> Result<Vec<Ce
         }
     }
     chain.into_iter().map(|c| Cell::from_u64(u64::from(c)).map_err(|e| e.to_string())).collect()
+}
+
+impl Segment {
+    /// The length of the segment's path (great circles between its
+    /// waypoints), in kilometres.
+    pub fn length_km(&self) -> f64 {
+        self.waypoints.windows(2).map(|w| distance_km(w[0], w[1])).filter(|d| d.is_finite()).sum()
+    }
 }
 
 /// Great-circle distance between two (lat, lng) points in kilometres.

@@ -169,7 +169,7 @@ pub struct Briefing<'a> {
     pub generated_at: String,
 }
 
-const STYLE: &str = r#"
+pub(crate) const STYLE: &str = r#"
 :root { color-scheme: light; }
 * { box-sizing: border-box; }
 body { font-family: "DejaVu Sans", Verdana, Arial, sans-serif; color: #1a1a1a; background: #ffffff;
@@ -208,6 +208,31 @@ footer { margin-top: 24px; padding-top: 6px; border-top: 1px solid #cccccc; colo
 
 /// Checks the series of a briefing: finite values, strictly increasing dates,
 /// at least one forecast day, valid accuracy figures.
+/// Checks that a forecast's dates strictly increase and its values are finite.
+pub(crate) fn check_points(series: &'static str, points: &[ForecastPoint]) -> Result<(), MapError> {
+    for pair in points.windows(2) {
+        if pair[1].date <= pair[0].date {
+            return Err(MapError::UnorderedDates { series, previous: pair[0].date, date: pair[1].date });
+        }
+    }
+    for p in points {
+        let fields = [
+            ("mean", p.mean),
+            ("q10", p.q10),
+            ("q50", p.q50),
+            ("q90", p.q90),
+            ("lo80", p.lo80),
+            ("hi80", p.hi80),
+            ("lo95", p.lo95),
+            ("hi95", p.hi95),
+        ];
+        if let Some((field, _)) = fields.iter().find(|(_, v)| !v.is_finite()) {
+            return Err(MapError::NonFiniteValue { series, field, date: p.date });
+        }
+    }
+    Ok(())
+}
+
 fn validate(b: &Briefing) -> Result<(), MapError> {
     if b.forecast.is_empty() {
         return Err(MapError::EmptyForecast { station: b.station.clone() });
@@ -222,26 +247,7 @@ fn validate(b: &Briefing) -> Result<(), MapError> {
             return Err(MapError::NonFiniteValue { series: "observed", field: "value", date });
         }
     }
-    for pair in b.forecast.windows(2) {
-        if pair[1].date <= pair[0].date {
-            return Err(MapError::UnorderedDates { series: "forecast", previous: pair[0].date, date: pair[1].date });
-        }
-    }
-    for p in &b.forecast {
-        let fields = [
-            ("mean", p.mean),
-            ("q10", p.q10),
-            ("q50", p.q50),
-            ("q90", p.q90),
-            ("lo80", p.lo80),
-            ("hi80", p.hi80),
-            ("lo95", p.lo95),
-            ("hi95", p.hi95),
-        ];
-        if let Some((field, _)) = fields.iter().find(|(_, v)| !v.is_finite()) {
-            return Err(MapError::NonFiniteValue { series: "forecast", field, date: p.date });
-        }
-    }
+    check_points("forecast", &b.forecast)?;
     if let Some(n) = &b.nowcast {
         for segment in &n.segments {
             let fields = [("devices", segment.devices), ("baseline", segment.baseline), ("z", segment.z)];
@@ -367,7 +373,7 @@ pub fn briefing_html(b: &Briefing) -> Result<String, MapError> {
 
     // Chart.
     let _ = writeln!(html, "<section class=\"chart\">\n<h2>{}: observed and forecast</h2>", escape(&b.station));
-    html.push_str(&fan_chart(&b.station, &b.observed, &b.forecast));
+    html.push_str(&fan_chart(&b.station, &b.observed, &b.forecast, None));
     html.push_str(
         "<p class=\"note\">The solid line is what was observed; the dashed line the forecast mean. The darker band \
          holds the 80% prediction interval (8 days in 10 should fall inside), the lighter band the 95% interval.</p>\n",

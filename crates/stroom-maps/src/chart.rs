@@ -45,18 +45,30 @@ fn nice_step(raw: f64) -> f64 {
     nice * magnitude
 }
 
-/// The fan chart for `station`. Callers have checked that the series are
-/// finite and their dates increase; `forecast` is not empty.
-pub(crate) fn fan_chart(station: &str, observed: &[(NaiveDate, f64)], forecast: &[ForecastPoint]) -> String {
+/// Colour of a scenario drawn over the forecast.
+const SCENARIO: &str = "#d95f02";
+
+/// The fan chart for `station`, with a scenario's mean and 80% interval
+/// drawn over the forecast when `scenario` is given. Callers have checked
+/// that the series are finite and their dates increase; `forecast` is not
+/// empty.
+pub(crate) fn fan_chart(
+    station: &str,
+    observed: &[(NaiveDate, f64)],
+    forecast: &[ForecastPoint],
+    scenario: Option<&[ForecastPoint]>,
+) -> String {
     let first_date = observed.first().map_or(forecast[0].date, |o| o.0.min(forecast[0].date));
     let last_date =
         observed.last().map_or(forecast[forecast.len() - 1].date, |o| o.0.max(forecast[forecast.len() - 1].date));
     let days = ((last_date - first_date).num_days() as f64).max(1.0);
 
-    let values = observed
-        .iter()
-        .map(|o| o.1)
-        .chain(forecast.iter().flat_map(|f| [f.mean, f.q50, f.lo95, f.hi95, f.lo80, f.hi80]));
+    let values = observed.iter().map(|o| o.1).chain(
+        forecast
+            .iter()
+            .chain(scenario.unwrap_or_default())
+            .flat_map(|f| [f.mean, f.q50, f.lo95, f.hi95, f.lo80, f.hi80]),
+    );
     let (low, high) = values.fold((0.0f64, 0.0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
     let step = nice_step((high - low) / 5.0);
     let y_min = (low / step).floor() * step;
@@ -119,7 +131,7 @@ pub(crate) fn fan_chart(station: &str, observed: &[(NaiveDate, f64)], forecast: 
     );
 
     // The bands: upper edge forwards, lower edge backwards.
-    let band = |lower: fn(&ForecastPoint) -> f64, upper: fn(&ForecastPoint) -> f64| {
+    let band_of = |forecast: &[ForecastPoint], lower: fn(&ForecastPoint) -> f64, upper: fn(&ForecastPoint) -> f64| {
         let mut points = String::new();
         for p in forecast {
             let _ = write!(points, "{:.2},{:.2} ", x(p.date), y(upper(p)));
@@ -129,6 +141,7 @@ pub(crate) fn fan_chart(station: &str, observed: &[(NaiveDate, f64)], forecast: 
         }
         points.trim_end().to_owned()
     };
+    let band = |lower, upper| band_of(forecast, lower, upper);
     let _ = writeln!(svg, r#"<polygon class="band-95" points="{}" fill="{BAND_95}"/>"#, band(|p| p.lo95, |p| p.hi95));
     let _ = writeln!(svg, r#"<polygon class="band-80" points="{}" fill="{BAND_80}"/>"#, band(|p| p.lo80, |p| p.hi80));
     let line = |points: &mut dyn Iterator<Item = (NaiveDate, f64)>| {
@@ -139,6 +152,18 @@ pub(crate) fn fan_chart(station: &str, observed: &[(NaiveDate, f64)], forecast: 
         r#"<polyline class="forecast-mean" points="{}" fill="none" stroke="{MEAN}" stroke-width="2.2" stroke-dasharray="6 3"/>"#,
         line(&mut forecast.iter().map(|p| (p.date, p.mean)))
     );
+    if let Some(scenario) = scenario {
+        let _ = writeln!(
+            svg,
+            r#"<polygon class="scenario-80" points="{}" fill="{SCENARIO}" fill-opacity="0.18" stroke="{SCENARIO}" stroke-width="1"/>"#,
+            band_of(scenario, |p| p.lo80, |p| p.hi80)
+        );
+        let _ = writeln!(
+            svg,
+            r#"<polyline class="scenario-mean" points="{}" fill="none" stroke="{SCENARIO}" stroke-width="2.4"/>"#,
+            line(&mut scenario.iter().map(|p| (p.date, p.mean)))
+        );
+    }
     if let Some(&(last_observed, _)) = observed.last() {
         let ox = x(last_observed);
         let _ = writeln!(
@@ -164,7 +189,7 @@ pub(crate) fn fan_chart(station: &str, observed: &[(NaiveDate, f64)], forecast: 
     // Legend above the plot.
     let mut lx = LEFT;
     let ly = 14.0;
-    let items: [(&str, String); 4] = [
+    let mut items: Vec<(&str, String)> = vec![
         ("Observed", format!(r#"<line x1="0" y1="0" x2="22" y2="0" stroke="{OBSERVED}" stroke-width="1.6"/>"#)),
         (
             "Forecast (mean)",
@@ -175,6 +200,14 @@ pub(crate) fn fan_chart(station: &str, observed: &[(NaiveDate, f64)], forecast: 
         ("80% interval", format!(r#"<rect x="0" y="-6" width="22" height="12" fill="{BAND_80}"/>"#)),
         ("95% interval", format!(r#"<rect x="0" y="-6" width="22" height="12" fill="{BAND_95}"/>"#)),
     ];
+    if scenario.is_some() {
+        items.push((
+            "Scenario (mean, 80%)",
+            format!(
+                r#"<rect x="0" y="-6" width="22" height="12" fill="{SCENARIO}" fill-opacity="0.18"/><line x1="0" y1="0" x2="22" y2="0" stroke="{SCENARIO}" stroke-width="2.4"/>"#
+            ),
+        ));
+    }
     for (label, swatch) in items {
         let _ = writeln!(
             svg,

@@ -36,6 +36,7 @@ mod geojson;
 mod geometry;
 mod map;
 mod raster;
+mod scenario;
 mod text;
 
 #[cfg(test)]
@@ -51,6 +52,7 @@ pub use briefing::{
 pub use error::MapError;
 pub use geojson::geojson;
 pub use map::svg;
+pub use scenario::{ScenarioPage, ScenarioTarget, scenario_html};
 
 pub use raster::{MAX_PNG_WIDTH, MIN_PNG_WIDTH, png};
 

@@ -14,7 +14,7 @@ use serde_json::Value;
 use stroom_api::{
     Alert, Backend, BackendError, BackendFuture, BacktestRequest, Capacity, CellSeries, CellSeriesPoint, ForecastParts,
     ForecastRow, ForecastRun, ForecastSnapshot, MapFormat, MapLayer, MetricsEntry, RouteNowcast, RouteSeries,
-    RouteSeriesPoint, SeriesLevel, StationCapacity, TargetForecast, TimeResolution,
+    RouteSeriesPoint, Scenario, ScenarioRequest, SeriesLevel, StationCapacity, TargetForecast, TimeResolution,
 };
 use stroom_core::{Cell, DEFAULT_BUFFER_RINGS, DEFAULT_ROUTE_RESOLUTION, Resolution, Route, days_to_date};
 use stroom_model::ModelKind;
@@ -472,6 +472,41 @@ impl Backend for StoreBackend {
             })
             .await
         })
+    }
+
+    fn validate_scenario(&self, request: &ScenarioRequest) -> Result<(), BackendError> {
+        let spec = crate::scenario::ScenarioSpec::new(crate::scenario::Closure::from_request(request)?);
+        Ok(spec.check(&self.routes)?)
+    }
+
+    fn run_scenario(&self, request: ScenarioRequest) -> BackendFuture<'_, Scenario> {
+        let (store, engine, routes) = (self.open(), self.engine.clone(), self.routes.clone());
+        Box::pin(async move {
+            let store = store?;
+            let spec = crate::scenario::ScenarioSpec::new(crate::scenario::Closure::from_request(&request)?);
+            on_worker(move || async move {
+                let run = crate::scenario::scenario(&store, &engine, &routes, &spec).await?;
+                run.record(&store).await?;
+                crate::scenario::recorded_scenarios(&store)
+                    .await?
+                    .into_iter()
+                    .find(|s| s.run_id == run.run_id)
+                    .ok_or_else(|| {
+                        BackendError::Failed(format!("scenario '{}' was recorded but is not found", run.run_id))
+                    })
+            })
+            .await
+        })
+    }
+
+    fn scenarios(&self) -> BackendFuture<'_, Vec<Scenario>> {
+        let store = self.open();
+        Box::pin(on_worker(move || async move { Ok(crate::scenario::recorded_scenarios(&store?).await?) }))
+    }
+
+    fn scenario_page<'a>(&'a self, run_id: &'a str) -> BackendFuture<'a, Vec<u8>> {
+        let (store, routes, run_id) = (self.open(), self.routes.clone(), run_id.to_owned());
+        Box::pin(on_worker(move || async move { Ok(crate::scenario::scenario_page(&store?, &routes, &run_id).await?) }))
     }
 
     fn render<'a>(

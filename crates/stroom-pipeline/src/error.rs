@@ -31,6 +31,9 @@ pub enum PipelineError {
     /// A station capacity that is refused (the file, station, field and value).
     #[error("{0}")]
     Capacity(String),
+    /// A closure scenario that is refused (the field and value).
+    #[error("{0}")]
+    Scenario(String),
     /// A file the use case reads or writes.
     #[error("{path}")]
     Io { path: PathBuf, source: std::io::Error },
@@ -85,7 +88,7 @@ impl From<PipelineError> for stroom_api::BackendError {
     fn from(error: PipelineError) -> Self {
         match error {
             PipelineError::Missing(problem) => Self::NotFound(problem),
-            PipelineError::Route(problem) => Self::Invalid(problem),
+            PipelineError::Route(problem) | PipelineError::Scenario(problem) => Self::Invalid(problem),
             PipelineError::Model(
                 stroom_model::ModelError::InvalidParameter { .. } | stroom_model::ModelError::UnknownModel(..),
             ) => Self::Invalid(error.text()),

@@ -2,7 +2,7 @@
 //! backend and the Python package: a target's series read from a store
 //! vintage ([`target_series`]); a cell's density series ([`cell_series`]); backtests and forecasts, their rows as
 //! Arrow batches and files, and their records in the store ([`backtest`],
-//! [`forecast`]); a route's map or briefing page ([`render`]); capacity alerts from the forecast runs ([`alerts`], [`Capacities`]); how unusual a day's density is on a route ([`nowcast`]); simulation
+//! [`forecast`]); a route's map or briefing page ([`render`]); capacity alerts from the forecast runs ([`alerts`], [`Capacities`]); closure scenarios beside their baseline ([`scenario`]); how unusual a day's density is on a route ([`nowcast`]); simulation
 //! with the shipped real arrivals ([`simulate`]); the routes
 //! ([`load_routes`]); and [`StoreBackend`], the API's [`stroom_api::Backend`]
 //! over a store.
@@ -19,6 +19,7 @@ mod maps;
 mod nowcast;
 mod routes;
 mod runs;
+mod scenario;
 mod series;
 mod simulate;
 mod target;
@@ -35,6 +36,10 @@ pub use routes::{find_route, load_routes, route_geojson};
 pub use runs::{
     BacktestRun, BacktestSpec, DEFAULT_BACKTEST_MODELS, ForecastRun, ForecastSpec, ModelOptions, TargetForecast,
     backtest, forecast,
+};
+pub use scenario::{
+    Closure, DEFAULT_TRANSFER_DAYS, MAX_TRAVEL_DAYS, ScenarioAssumptions, ScenarioRun, ScenarioSpec, ScenarioTarget,
+    recorded_scenarios, scenario, scenario_page,
 };
 pub use series::{CellDensity, cell_series};
 pub use simulate::{UK_ARRIVALS, simulate};

@@ -462,7 +462,7 @@ fn versions_json(versions: &BTreeMap<&'static str, u64>) -> Value {
     Value::Object(versions.iter().map(|(k, v)| ((*k).to_owned(), json!(v))).collect())
 }
 
-fn describe_model(result: &CutoffForecast) -> String {
+pub(crate) fn describe_model(result: &CutoffForecast) -> String {
     result
         .forecasts
         .first()

@@ -28,7 +28,7 @@ use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 use deltalake::DeltaTable;
 use stroom_store::{
     Store, StroomObjectStores, TableName, arrivals_schema, backtests_schema, density_daily_schema, density_schema,
-    forecasts_schema,
+    forecasts_schema, scenarios_schema,
 };
 
 use crate::day_filter::DayComparisons;
@@ -111,7 +111,9 @@ impl QuerySession {
         let mut versions = BTreeMap::new();
         let mut run_versions = BTreeMap::new();
         let mut daily_version = None;
-        for name in [TableName::Density, TableName::Arrivals, TableName::Forecasts, TableName::Backtests] {
+        for name in
+            [TableName::Density, TableName::Arrivals, TableName::Forecasts, TableName::Backtests, TableName::Scenarios]
+        {
             let Some(mut table) = store.table(name).await? else { continue };
             match vintage {
                 Some(Vintage::Version(v)) => {
@@ -141,6 +143,7 @@ impl QuerySession {
                 TableName::Density => (without_partitions(&density_schema(), &["day"]), "density_files"),
                 TableName::Forecasts => (forecasts_schema(), "forecasts"),
                 TableName::Backtests => (backtests_schema(), "backtests"),
+                TableName::Scenarios => (scenarios_schema(), "scenarios"),
                 _ => (arrivals_schema(), "arrivals"),
             };
             ctx.register_table(files_name, snapshot_files(&table, name.as_str(), file_schema, engine)?)?;
@@ -152,7 +155,7 @@ impl QuerySession {
                     .await?;
                 daily_version = register_daily(&ctx, store, version, engine).await?;
             }
-            if matches!(name, TableName::Forecasts | TableName::Backtests) {
+            if matches!(name, TableName::Forecasts | TableName::Backtests | TableName::Scenarios) {
                 run_versions.insert(name.as_str(), version);
             } else {
                 versions.insert(name.as_str(), version);

@@ -1,4 +1,4 @@
-//! Model runs: the `forecasts` and `backtests` tables. Each run is appended
+//! Model runs: the `forecasts`, `backtests` and `scenarios` tables. Each run is appended
 //! as one commit whose metadata records the run id, the data vintage (the
 //! versions of the tables it read), the model parameters and, for
 //! backtests, the metrics derived from the rows.
@@ -49,6 +49,14 @@ pub fn backtests_schema() -> SchemaRef {
     Arc::new(Schema::new(run_fields(true)))
 }
 
+/// `scenarios(…)`: the columns of `forecasts` plus `variant` (`baseline` or
+/// `scenario`), one row per scenario run, target, variant and forecast day.
+pub fn scenarios_schema() -> SchemaRef {
+    let mut fields = run_fields(false);
+    fields.push(Field::new("variant", DataType::Utf8, false));
+    Arc::new(Schema::new(fields))
+}
+
 fn delta_columns(schema: &Schema) -> Vec<StructField> {
     schema
         .fields()
@@ -67,14 +75,18 @@ fn delta_columns(schema: &Schema) -> Vec<StructField> {
 }
 
 impl Store {
-    /// Appends one run (`batch`, with the table's schema) to `forecasts` or
-    /// `backtests` as one commit carrying `metadata`. Returns the new version.
+    /// Appends one run (`batch`, with the table's schema) to `forecasts`,
+    /// `backtests` or `scenarios` as one commit carrying `metadata`. Returns the new version.
     pub async fn append_run(&self, table: TableName, batch: RecordBatch, metadata: Value) -> Result<u64, StoreError> {
         let schema = match table {
             TableName::Forecasts => forecasts_schema(),
             TableName::Backtests => backtests_schema(),
+            TableName::Scenarios => scenarios_schema(),
             other => {
-                return Err(StoreError::Option(format!("runs go to forecasts or backtests, not {}", other.as_str())));
+                return Err(StoreError::Option(format!(
+                    "runs go to forecasts, backtests or scenarios, not {}",
+                    other.as_str()
+                )));
             }
         };
         if batch.schema().fields() != schema.fields() {

@@ -22,13 +22,16 @@ pub enum TableName {
     Arrivals,
     Forecasts,
     Backtests,
+    /// Closure scenarios: baseline and scenario rows, never in `forecasts`.
+    Scenarios,
     /// The daily rollup of `density`, derived by stroom (never ingested into).
     DensityDaily,
 }
 
 impl TableName {
     /// Every table, in display order.
-    pub const ALL: [Self; 5] = [Self::Density, Self::DensityDaily, Self::Arrivals, Self::Forecasts, Self::Backtests];
+    pub const ALL: [Self; 6] =
+        [Self::Density, Self::DensityDaily, Self::Arrivals, Self::Forecasts, Self::Backtests, Self::Scenarios];
 
     /// The table's folder name under the store.
     pub fn as_str(self) -> &'static str {
@@ -37,6 +40,7 @@ impl TableName {
             Self::Arrivals => "arrivals",
             Self::Forecasts => "forecasts",
             Self::Backtests => "backtests",
+            Self::Scenarios => "scenarios",
             Self::DensityDaily => "density_daily",
         }
     }

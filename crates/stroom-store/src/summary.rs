@@ -64,7 +64,7 @@ impl Store {
                 TableName::Arrivals => {
                     "SELECT count(*), CAST(min(date) AS VARCHAR), CAST(max(date) AS VARCHAR), count(DISTINCT station), sum(CAST(count AS BIGINT)) FROM t"
                 }
-                TableName::Forecasts | TableName::Backtests => {
+                TableName::Forecasts | TableName::Backtests | TableName::Scenarios => {
                     "SELECT count(*), CAST(min(date) AS VARCHAR), CAST(max(date) AS VARCHAR), count(DISTINCT run_id), count(DISTINCT target) FROM t"
                 }
             };
@@ -108,7 +108,7 @@ impl Store {
                     facts.push(("stations".into(), value(3).unwrap_or_default()));
                     facts.push(("people counted".into(), value(4).unwrap_or_default()));
                 }
-                TableName::Forecasts | TableName::Backtests => {
+                TableName::Forecasts | TableName::Backtests | TableName::Scenarios => {
                     facts.push(("runs".into(), value(3).unwrap_or_default()));
                     facts.push(("targets".into(), value(4).unwrap_or_default()));
                 }

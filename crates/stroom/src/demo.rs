@@ -71,6 +71,11 @@ pub(crate) async fn run(args: &DemoArgs) -> Result<()> {
             form: FormArg::Cell,
             synthetic_channel: false,
             no_closure: false,
+            closure_at: None,
+            closure_from: None,
+            closure_days: None,
+            divert_to: None,
+            divert_share: None,
         })?;
     }
 

@@ -31,11 +31,11 @@ pub(crate) struct ModelArgs {
     holidays: Vec<NaiveDate>,
     /// Folder of route files; the shipped routes when omitted.
     #[arg(long)]
-    routes: Option<PathBuf>,
+    pub(crate) routes: Option<PathBuf>,
 }
 
 impl ModelArgs {
-    fn options(&self) -> ModelOptions {
+    pub(crate) fn options(&self) -> ModelOptions {
         ModelOptions {
             horizon: self.horizon,
             calibration_origins: self.calibration_origins,

@@ -10,6 +10,7 @@ mod nowcast;
 mod output;
 mod query;
 mod routes;
+mod scenario;
 mod series;
 mod serve;
 mod simulate;
@@ -64,6 +65,10 @@ enum Command {
     /// Forecast the destination of every route (or the given routes or
     /// targets) and record the run in the store's forecasts table.
     Forecast(forecast::ForecastArgs),
+    /// What the forecasts become if a route segment closes from a date and a
+    /// share of the people held there take another route: the baseline and the
+    /// scenario side by side, recorded in the store's scenarios table.
+    Scenario(scenario::ScenarioArgs),
     /// Export a route's forecast map or briefing page.
     Export {
         #[command(subcommand)]
@@ -169,6 +174,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Routes(args) => routes::run(&args),
         Command::Backtest(args) => forecast::backtest(&args).await.map(|_| ()),
         Command::Forecast(args) => forecast::forecast(&args).await.map(|_| ()),
+        Command::Scenario(args) => scenario::run(&args).await,
         Command::Ingest { what } => match what {
             IngestCommand::Density { paths, store, resolution, k } => {
                 ingest_density(&store.create()?, &paths, resolution, k).await.map(|_| ())

@@ -50,6 +50,22 @@ pub(crate) struct SimulateArgs {
     /// No border closure.
     #[arg(long)]
     pub(crate) no_closure: bool,
+    /// The closure's route and border station as ROUTE/STATION (default
+    /// western-balkans/horgos).
+    #[arg(long, conflicts_with = "no_closure")]
+    pub(crate) closure_at: Option<String>,
+    /// First day of the closure (default: the 301st simulated day).
+    #[arg(long, conflicts_with = "no_closure")]
+    pub(crate) closure_from: Option<NaiveDate>,
+    /// Days the closure lasts (default 45).
+    #[arg(long, conflicts_with = "no_closure")]
+    pub(crate) closure_days: Option<u32>,
+    /// The route that those who give up take (default central-mediterranean).
+    #[arg(long, conflicts_with = "no_closure")]
+    pub(crate) divert_to: Option<String>,
+    /// Share of those waiting at the closure who give up each day (default 0.05).
+    #[arg(long, conflicts_with = "no_closure")]
+    pub(crate) divert_share: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -87,6 +103,65 @@ pub(crate) fn run(args: &SimulateArgs) -> Result<SimReport> {
     if args.no_closure {
         params.flow.closure = None;
     }
+    if let Some(closure) = params.flow.closure.as_mut() {
+        if let Some(at) = &args.closure_at {
+            let (route, station) =
+                at.split_once('/').with_context(|| format!("--closure-at '{at}' is not ROUTE/STATION"))?;
+            closure.route = route.to_owned();
+            closure.station = station.to_owned();
+        }
+        if let Some(from) = args.closure_from {
+            let day = (from - args.start).num_days();
+            if !(0..i64::from(args.days)).contains(&day) {
+                anyhow::bail!(
+                    "--closure-from {from} is not a simulated day ({} and the {} days after)",
+                    args.start,
+                    args.days - 1
+                );
+            }
+            closure.start_day = day as u32;
+        }
+        if let Some(days) = args.closure_days {
+            closure.days = days;
+        }
+        if let Some(route) = &args.divert_to {
+            closure.divert_to = route.clone();
+        }
+        if let Some(share) = args.divert_share {
+            if !(0.0..=1.0).contains(&share) {
+                anyhow::bail!("--divert-share {share} is not a share (0 to 1)");
+            }
+            closure.divert_share_per_day = share;
+        }
+        let closure = closure.clone();
+        let asked = args.closure_at.is_some()
+            || args.closure_from.is_some()
+            || args.closure_days.is_some()
+            || args.divert_to.is_some()
+            || args.divert_share.is_some();
+        // The default closure applies only where its routes are simulated.
+        if !asked {
+            return simulate_with(args, &routes, params);
+        }
+        let route = routes
+            .iter()
+            .find(|r| r.id == closure.route)
+            .with_context(|| format!("the closure's route '{}' is not a route", closure.route))?;
+        match route.stations.iter().find(|s| s.id == closure.station) {
+            None => anyhow::bail!("route '{}' has no station '{}'", closure.route, closure.station),
+            Some(s) if s.role != stroom_core::StationRole::Border => {
+                anyhow::bail!("station '{}' is not a border: the simulator closes borders", closure.station)
+            }
+            Some(_) => {}
+        }
+        if !routes.iter().any(|r| r.id == closure.divert_to) {
+            anyhow::bail!("the closure diverts to '{}', which is not a route", closure.divert_to);
+        }
+    }
+    simulate_with(args, &routes, params)
+}
+
+fn simulate_with(args: &SimulateArgs, routes: &[stroom_core::Route], params: SimParams) -> Result<SimReport> {
     let bar = ProgressBar::new(u64::from(args.days)).with_style(
         ProgressStyle::with_template("{spinner} simulate {pos}/{len} days {wide_bar} {eta}").expect("a valid template"),
     );
