@@ -351,6 +351,13 @@ pub async fn scenario(store: &Store, engine: &Engine, routes: &[Route], spec: &S
     let cutoff_date = closed.input.date(closed.cutoff);
     let horizon = spec.options.horizon as i64;
     let last_day = cutoff_date + Duration::days(horizon);
+    let earliest = cutoff_date - Duration::days(MAX_TRAVEL_DAYS as i64 + horizon);
+    if c.from < earliest {
+        return Err(PipelineError::Scenario(format!(
+            "from {} is before {earliest}: a closure that old is in the data up to {cutoff_date} already",
+            c.from
+        )));
+    }
 
     // The travel time from the closed segment's start to the destination.
     let given = |days: u32| (days as usize, "given".to_owned());
