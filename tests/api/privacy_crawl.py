@@ -110,6 +110,20 @@ assert status == 200, (status, alerts)
 check("/v1/alerts", alerts)
 assert not any("devices" in alert for alert in alerts["alerts"]), alerts
 
+# Closure scenarios carry forecast arrivals too (baseline and scenario), no
+# device count; the page is HTML.
+status, scenarios = get("/v1/scenarios")
+assert status == 200, (status, scenarios)
+check("/v1/scenarios", scenarios)
+for scenario in scenarios["scenarios"]:
+    status, detail = get(f"/v1/scenarios/{scenario['run_id']}")
+    assert status == 200, (status, detail)
+    check(f"/v1/scenarios/{scenario['run_id']}", detail)
+    assert "devices" not in json.dumps(detail), detail
+    status, _ = get(f"/v1/scenarios/{scenario['run_id']}/page.html", parse=False)
+    assert status == 200, status
+    responses += 1
+
 if k is None:
     sys.exit("no response stated k")
 below = [(where, value) for where, value in counts if value < k]

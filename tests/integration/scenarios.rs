@@ -12,7 +12,7 @@ use chrono::{Duration, NaiveDate};
 use serde_json::Value;
 
 use crate::api::{Scene, Server, create_key, scene};
-use crate::support::stroom;
+use crate::support::{repo_root, stroom};
 
 fn date(v: &Value) -> NaiveDate {
     NaiveDate::parse_from_str(v.as_str().unwrap(), "%Y-%m-%d").unwrap()
@@ -131,6 +131,24 @@ fn a_closure_moves_arrivals_from_the_closed_route_to_the_receiving_one_and_leave
     assert!(html.contains("Berlin to Bad Bentheim") && html.contains("30%"), "the page states the closure");
     assert!(!html.contains("http://") && !html.contains("https://"), "no external reference");
     assert!(server.stop());
+
+    // The page in a real headless browser: no request, no error, both charts.
+    let file = dir.path().join("scenario.html");
+    std::fs::write(&file, &html).unwrap();
+    let shot = dir.path().join("scenario.png");
+    let out = Command::new("python3")
+        .arg(repo_root().join("tests/browser/check_page.py"))
+        .arg(&file)
+        .args(["--screenshot", shot.to_str().unwrap(), "--width", "1200"])
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
+        panic!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    });
+    assert_eq!(report["ok"], true, "{report}");
+    assert_eq!(report["requests"], serde_json::json!([]));
+    assert_eq!(report["svg_count"], 2, "one chart per station: {report}");
+    assert_eq!(report["table_rows"].as_u64().unwrap() as usize, 2 * (1 + ter_apel.len()), "{report}");
 
     // The table holds baseline and scenario rows, readable by deltalake.
     let script = format!(

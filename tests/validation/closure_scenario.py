@@ -7,7 +7,7 @@ share) from cutoffs before the closure and compares the mean absolute error
 at horizons 7-14 of the scenario and of the baseline forecast made from the
 same data, at both destinations.
 
-    python3 tests/validation/closure_scenario.py --stroom target/release/stroom --work /tmp/closure
+    python3 tests/validation/closure_scenario.py --stroom target/release/stroom --work closure-validation
 
 Takes about ten minutes per share on two cores. Prints one table per share.
 """

@@ -569,15 +569,7 @@ pub(crate) async fn set_station_capacity(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<axum::Json<StationCapacity>, ApiError> {
     state.require(caller, Permission::Administer)?;
-    let body = body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::PayloadTooLarge(state.config.body_limit)
-        } else {
-            ApiError::BadRequest(rejection.body_text())
-        }
-    })?;
-    let capacity: Capacity =
-        serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("the body is not a capacity: {e}")))?;
+    let capacity: Capacity = read_json(&state, body, "a capacity")?;
     let set = state.backend.set_capacity(&station, capacity).await?;
     state.snapshot().forget();
     state.check_alerts().await;
@@ -791,6 +783,23 @@ fn target_routes(state: &AppState, target: &str) -> Result<BTreeSet<String>, Api
     Ok(found)
 }
 
+/// A JSON request body as `T`: 413 beyond the body limit, 400 naming what
+/// the body should have been.
+fn read_json<T: DeserializeOwned>(
+    state: &AppState,
+    body: Result<Bytes, BytesRejection>,
+    what: &str,
+) -> Result<T, ApiError> {
+    let body = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge(state.config.body_limit)
+        } else {
+            ApiError::BadRequest(rejection.body_text())
+        }
+    })?;
+    serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("the body is not {what}: {e}")))
+}
+
 fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
@@ -814,15 +823,7 @@ pub(crate) async fn start_backtest(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let key = state.require(caller, Permission::RunBacktests)?;
-    let body = body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::PayloadTooLarge(state.config.body_limit)
-        } else {
-            ApiError::BadRequest(rejection.body_text())
-        }
-    })?;
-    let request: BacktestRequest = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::BadRequest(format!("the body is not a backtest request: {e}")))?;
+    let request: BacktestRequest = read_json(&state, body, "a backtest request")?;
     for (name, value, max) in
         [("horizon", request.horizon, MAX_HORIZON), ("folds", request.folds, 60), ("step", request.step, 90)]
     {
@@ -1132,15 +1133,7 @@ pub(crate) async fn create_scenario(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let key = state.require(caller, Permission::RunBacktests)?;
-    let body = body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::PayloadTooLarge(state.config.body_limit)
-        } else {
-            ApiError::BadRequest(rejection.body_text())
-        }
-    })?;
-    let request: ScenarioRequest = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::BadRequest(format!("the body is not a scenario request: {e}")))?;
+    let request: ScenarioRequest = read_json(&state, body, "a scenario request")?;
     for route in std::iter::once(&request.route).chain(&request.divert_to) {
         if !state.backend.routes().iter().any(|r| r.id == *route) {
             return Err(ApiError::NotFound(format!("there is no route '{route}'")));

@@ -43,6 +43,10 @@ pub(crate) struct DemoArgs {
 /// signals included.
 const DEMO_MODELS: &str = "auto,ensemble,elasticnet,elasticnet_univariate,ets,moving_average,seasonal_naive,naive";
 
+/// The simulated period.
+const SIM_START: chrono::NaiveDate = chrono::NaiveDate::from_ymd_opt(2023, 1, 1).expect("a date");
+const SIM_DAYS: u32 = 730;
+
 pub(crate) async fn run(args: &DemoArgs) -> Result<()> {
     let started = std::time::Instant::now();
     let sim = args.dir.join("sim");
@@ -59,8 +63,8 @@ pub(crate) async fn run(args: &DemoArgs) -> Result<()> {
     } else {
         crate::simulate::run(&SimulateArgs {
             out: sim.clone(),
-            start: chrono::NaiveDate::from_ymd_opt(2023, 1, 1).expect("a date"),
-            days: 730,
+            start: SIM_START,
+            days: SIM_DAYS,
             resolution: 7,
             seed: 42,
             routes: None,
@@ -122,6 +126,34 @@ pub(crate) async fn run(args: &DemoArgs) -> Result<()> {
     let spec = ForecastSpec::default();
     crate::forecast::run_forecast(&store, &EngineArgs::default(), &routes, &spec, true, false).await?;
 
+    // The simulator's closure asked ahead: Horgoš closes the day after the data.
+    let from = SIM_START + chrono::Duration::days(i64::from(SIM_DAYS));
+    println!(
+        "\n# A closure scenario: Horgoš to Budapest closed from {from}, 5% a day of those held taking the central \
+         Mediterranean route"
+    );
+    let closure = stroom_pipeline::Closure {
+        route: "western-balkans".into(),
+        segment: "horgos-budapest".into(),
+        from,
+        until: None,
+        divert_to: Some("central-mediterranean".into()),
+        share: 0.05,
+        transfer_days: stroom_pipeline::DEFAULT_TRANSFER_DAYS,
+        travel_days: None,
+        divert_travel_days: None,
+    };
+    let scenario = stroom_pipeline::scenario(
+        &store,
+        &EngineArgs::default().engine(),
+        &routes,
+        &stroom_pipeline::ScenarioSpec::new(closure),
+    )
+    .await?;
+    crate::scenario::print(&scenario);
+    let version = scenario.record(&store).await?;
+    println!("recorded scenario {} in the scenarios table (version {version})", scenario.run_id);
+
     // Capacities for the alerts, kept when the file already sets them.
     let capacities_path = args.dir.join("capacities.toml");
     let mut capacities = Capacities::load(&capacities_path)?;
@@ -173,6 +205,10 @@ pub(crate) async fn run(args: &DemoArgs) -> Result<()> {
             }
         }
     }
+    let page = briefings.join("scenario.html");
+    let html = stroom_pipeline::scenario_page(&store, &routes, &scenario.run_id).await?;
+    std::fs::write(&page, html).with_context(|| format!("writing {}", page.display()))?;
+    println!("{:<22} file://{}", "closure scenario", std::fs::canonicalize(&page).unwrap_or(page.clone()).display());
     println!("\ndemo finished in {:.1} s", started.elapsed().as_secs_f64());
     if args.no_serve {
         return Ok(());

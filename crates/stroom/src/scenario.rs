@@ -97,7 +97,7 @@ pub(crate) async fn run(args: &ScenarioArgs) -> Result<()> {
     Ok(())
 }
 
-fn print(run: &ScenarioRun) {
+pub(crate) fn print(run: &ScenarioRun) {
     let c = &run.closure;
     let a = &run.assumptions;
     println!(
