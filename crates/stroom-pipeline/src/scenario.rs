@@ -288,6 +288,7 @@ fn cutoff_of(input: &SeriesInput, as_of: Option<NaiveDate>, what: &Target) -> Re
 }
 
 /// A forecast of one target at the scenario's cutoff.
+#[derive(Clone)]
 struct Baseline {
     target: Target,
     input: SeriesInput,
@@ -420,19 +421,10 @@ pub async fn scenario(store: &Store, engine: &Engine, routes: &[Route], spec: &S
     if let Some(other) = &c.divert_to {
         let other_route = crate::routes::find_route(routes, other)?;
         let dest = Target::Station(other_route.destination().id.clone());
-        let (b, _) = if dest == closed_dest {
-            (
-                Baseline {
-                    target: closed.target.clone(),
-                    input: closed.input.clone(),
-                    cutoff: closed.cutoff,
-                    rows: closed.rows.clone(),
-                    model: closed.model.clone(),
-                },
-                serde_json::Map::new(),
-            )
+        let b = if dest == closed_dest {
+            closed.clone()
         } else {
-            baseline(store, engine, routes, dest.clone(), spec).await?
+            baseline(store, engine, routes, dest.clone(), spec).await?.0
         };
         let origins = other_route.stations.iter().filter(|s| s.role == stroom_core::StationRole::Origin);
         let estimates: Vec<(usize, String)> = match c.divert_travel_days {
