@@ -514,6 +514,23 @@ class Client:
         """``POST /v1/forecasts/refresh`` (admin keys): recomputes every
         route's forecasts; waits as :meth:`backtest` does. The job lists the
         targets and the new run id."""
+    def upload(
+        self,
+        table: Literal["density", "arrivals"],
+        source: Union[_Path, bytes],
+        name: Optional[str] = None,
+        station: Optional[str] = None,
+        date_column: Optional[str] = None,
+        count_column: Optional[str] = None,
+        station_column: Optional[str] = None,
+        empty: Optional[Literal["error", "zero"]] = None,
+    ) -> Dict[str, Any]:
+        """``POST /v1/ingest/{table}`` (ingest keys): a provider file (a path,
+        streamed, or bytes; CSV, gzip or zstd CSV, or density Parquet),
+        validated and committed as ``stroom ingest`` does. Returns status
+        (``ingested`` or ``already_ingested``), sha256, rows_read,
+        rows_written, suppressed and the table versions; a refused file
+        raises ApiError with status 422 naming the line, column and value."""
     def health(self) -> bool:
         """``GET /healthz``: True when the server answers ``ok``, False when
         it answers otherwise or cannot be reached."""

@@ -342,3 +342,37 @@ def test_a_scenario_moves_arrivals_and_leaves_the_published_forecasts(api):
     assert analyst.scenarios()[0]["run_id"] == document["run_id"]
     assert viewer.scenarios() == [], "the viewer sees only the Channel route, not the closed one"
     assert viewer.forecast("channel").equals(published)
+
+
+def test_uploads_land_as_the_same_rows_as_a_local_ingest(small, tmp_path):
+    """A fresh store fed over HTTP by an ingest key, beside one fed by
+    ingest_density, from the same two simulated days."""
+    days = sorted((small.sim / "density").glob("density-2023-02-0[12].parquet"))
+    assert len(days) == 2
+    seed = tmp_path / "seed.csv"
+    seed.write_text("date,station,count\n2023-01-31,dover,12\n")
+    served, local = (stroom.Store.create(tmp_path / name) for name in ("served", "local"))
+    for each in (served, local):
+        stroom.ingest_arrivals(each, seed)
+    stroom.ingest_density(local, days)
+    keys = tmp_path / "keys.toml"
+    ingest, viewer = stroom.create_key(keys, "ingest"), stroom.create_key(keys, "viewer")
+    with stroom.Server(tmp_path / "served", keys, audit=tmp_path / "audit.jsonl") as server:
+        uploads = stroom.Client(server.url, ingest)
+        first = uploads.upload("density", days[0])
+        assert (first["status"], first["file"]) == ("ingested", days[0].name)
+        assert first["rows_read"] >= first["cell_hours"] == first["rows_written"] + first["suppressed"] > 0
+        second = uploads.upload("density", days[1].read_bytes(), name=days[1].name)
+        assert second["version"] == first["version"] + 1
+        assert uploads.upload("density", days[0])["status"] == "already_ingested"
+        with pytest.raises(stroom.ApiError) as caught:
+            uploads.upload("arrivals", b"date,station,count\n2023-02-01,dover,many\n", name="late.csv")
+        assert caught.value.status == 422
+        assert "late.csv, line 2" in str(caught.value) and "'many'" in str(caught.value)
+        with pytest.raises(stroom.ApiError) as caught:
+            stroom.Client(server.url, viewer).upload("density", days[0])
+        assert caught.value.status == 403
+        with pytest.raises(ValueError):
+            uploads.upload("density", days[0], station="dover")
+    query = "SELECT cell, ts, count FROM density ORDER BY cell, ts"
+    assert served.sql(query).equals(local.sql(query))

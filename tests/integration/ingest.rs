@@ -271,3 +271,54 @@ os._exit(0)
     assert_eq!(results[0].1, 120, "3 files × 30 hours × 4 cells, summed over the files");
     assert_eq!(results[0], results[1]);
 }
+
+#[test]
+fn a_delivery_that_repeats_stored_cell_hours_is_refused_not_counted_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("store").to_string_lossy()).unwrap();
+    let rt = runtime();
+    let devices = |store: &Store| {
+        let summaries = rt.block_on(store.summaries()).unwrap();
+        let density = summaries.into_iter().find(|s| s.table == TableName::Density).unwrap();
+        let devices = density.facts.iter().find(|(k, _)| k == "devices counted").unwrap().1.clone();
+        (density.version, devices)
+    };
+    let header = "ts,lat,lon,count\n";
+    let first = write(dir.path(), "hour-10.csv", &format!("{header}2024-05-01T10:00:00Z,51.0,1.9,20\n"));
+    rt.block_on(ingest(7).run(&store, &[first], &noop)).unwrap();
+    assert_eq!(devices(&store), (1, "20".to_owned()));
+
+    // A corrected count for the same cell and hour, under another name, and
+    // a file with one new hour and that repeated one: both refused whole.
+    let corrected = write(dir.path(), "hour-10-fixed.csv", &format!("{header}2024-05-01T10:20:00Z,51.0,1.9,23\n"));
+    let mixed = write(
+        dir.path(),
+        "hours-10-11.csv",
+        &format!("{header}2024-05-01T11:00:00Z,51.0,1.9,30\n2024-05-01T10:00:00Z,51.0,1.9,16\n"),
+    );
+    for file in [corrected, mixed] {
+        let error = rt.block_on(ingest(7).run(&store, &[file], &noop)).unwrap_err();
+        assert!(error.is_bad_input());
+        let text = error.to_string();
+        assert!(text.contains("1 (cell, hour) counts") && text.contains("2024-05-01T10:00:00+00:00"), "{text}");
+        assert!(text.contains("count them twice") && text.contains("nothing was written"), "{text}");
+        assert_eq!(devices(&store), (1, "20".to_owned()));
+    }
+    // A repeated cell-hour whose new count is below k is refused too: it
+    // would not be counted twice, but it is a re-delivery all the same.
+    let low = write(dir.path(), "low.csv", &format!("{header}2024-05-01T10:00:00Z,51.0,1.9,3\n"));
+    assert!(rt.block_on(ingest(7).run(&store, &[low], &noop)).unwrap_err().is_bad_input());
+    // New hours of the same day, another cell at the same hour, and the next
+    // day all land.
+    let next = write(
+        dir.path(),
+        "next.csv",
+        &format!(
+            "{header}2024-05-01T11:00:00Z,51.0,1.9,30\n2024-05-01T10:00:00Z,48.8566,2.3522,25\n\
+             2024-05-02T10:00:00Z,51.0,1.9,40\n"
+        ),
+    );
+    let report = rt.block_on(ingest(7).run(&store, &[next], &noop)).unwrap();
+    assert_eq!((report.rows_written, report.version), (3, Some(2)));
+    assert_eq!(devices(&store), (2, "115".to_owned()));
+}

@@ -20,3 +20,4 @@ mod s3;
 mod scenarios;
 mod simulator;
 mod support;
+mod uploads;

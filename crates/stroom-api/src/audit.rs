@@ -1,5 +1,6 @@
 //! The audit log: one JSON line per request (time, key id, role, method,
-//! path, status, latency, request id), appended by a writer thread so that
+//! path, status, latency, request id, and for an upload its hash and row
+//! counts), appended by a writer thread so that
 //! requests never wait on the disk. Entries reach the file within about
 //! ten milliseconds, written in batches.
 
@@ -26,6 +27,9 @@ pub(crate) struct AuditEntry<'a> {
     pub(crate) status: u16,
     pub(crate) latency_ms: f64,
     pub(crate) request_id: Option<&'a str>,
+    /// What an upload delivered: its hash, its rows and what was suppressed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) upload: Option<&'a crate::upload::UploadAudit>,
 }
 
 /// A handle to the writer thread. [`AuditLog::close`] ends the thread after

@@ -19,7 +19,8 @@ pub enum Role {
     Viewer,
     /// A viewer who also reads density series and runs backtests.
     Analyst,
-    /// Delivers data; reads nothing through the API.
+    /// Delivers data (uploads density and arrivals files); reads nothing
+    /// through the API.
     Ingest,
     /// Everything, including metrics and forecast refreshes.
     Admin,
@@ -36,6 +37,8 @@ pub enum Permission {
     RunBacktests,
     /// Metrics and forecast refreshes.
     Administer,
+    /// Upload density and arrivals files.
+    Deliver,
 }
 
 impl Role {
@@ -59,7 +62,7 @@ impl Role {
             Role::Admin => true,
             Role::Analyst => matches!(permission, ReadForecasts | ReadSeries | RunBacktests),
             Role::Viewer => matches!(permission, ReadForecasts),
-            Role::Ingest => false,
+            Role::Ingest => matches!(permission, Deliver),
         }
     }
 }
@@ -230,14 +233,14 @@ mod tests {
     #[test]
     fn roles_grant_fixed_permissions() {
         use Permission::*;
-        let check = |role: Role, expected: [bool; 4]| {
-            let got = [ReadForecasts, ReadSeries, RunBacktests, Administer].map(|p| role.allows(p));
+        let check = |role: Role, expected: [bool; 5]| {
+            let got = [ReadForecasts, ReadSeries, RunBacktests, Administer, Deliver].map(|p| role.allows(p));
             assert_eq!(got, expected, "{role:?}");
         };
-        check(Role::Viewer, [true, false, false, false]);
-        check(Role::Analyst, [true, true, true, false]);
-        check(Role::Ingest, [false, false, false, false]);
-        check(Role::Admin, [true, true, true, true]);
+        check(Role::Viewer, [true, false, false, false, false]);
+        check(Role::Analyst, [true, true, true, false, false]);
+        check(Role::Ingest, [false, false, false, false, true]);
+        check(Role::Admin, [true, true, true, true, true]);
     }
 
     #[test]

@@ -10,8 +10,8 @@ use chrono::NaiveDate;
 use stroom_core::{Cell, Route};
 
 use crate::dto::{
-    Alert, BacktestRequest, Capacity, CellSeries, MapLayer, MetricsEntry, RouteNowcast, RouteSeries, Scenario,
-    ScenarioRequest, SeriesLevel, StationCapacity, TargetForecast, TimeResolution,
+    Alert, ArrivalsUpload, BacktestRequest, Capacity, CellSeries, IngestResult, MapLayer, MetricsEntry, RouteNowcast,
+    RouteSeries, Scenario, ScenarioRequest, SeriesLevel, StationCapacity, TargetForecast, TimeResolution,
 };
 
 /// The future a [`Backend`] method returns.
@@ -26,6 +26,10 @@ pub enum BackendError {
     /// The request cannot be served as asked (a 400).
     #[error("{0}")]
     Invalid(String),
+    /// The uploaded data is refused (a 422): the text names the file, the
+    /// line or row, the column and the value.
+    #[error("{0}")]
+    BadInput(String),
     /// Anything else (a 500; the text is logged, not returned).
     #[error("{0}")]
     Failed(String),
@@ -156,6 +160,19 @@ pub trait Backend: Send + Sync + 'static {
     /// A recorded scenario's page: each station's baseline and scenario in
     /// one chart and one table.
     fn scenario_page<'a>(&'a self, run_id: &'a str) -> BackendFuture<'a, Vec<u8>>;
+
+    /// Ingests an uploaded density file (CSV, possibly gzip or zstd, or
+    /// Parquet) at `path`, exactly as `stroom ingest density` would: one
+    /// commit or none. The file's name is the delivery's name.
+    fn ingest_density<'a>(&'a self, path: &'a std::path::Path) -> BackendFuture<'a, IngestResult>;
+
+    /// Ingests an uploaded arrivals CSV at `path`, as `stroom ingest
+    /// arrivals` would with the same options.
+    fn ingest_arrivals<'a>(
+        &'a self,
+        path: &'a std::path::Path,
+        options: &'a ArrivalsUpload,
+    ) -> BackendFuture<'a, IngestResult>;
 
     /// A route's map or briefing page for a forecast day (the first day of
     /// the latest run when `None`); on the nowcast layer, the map of how

@@ -804,3 +804,90 @@ pub struct Scenario {
 pub struct ScenarioList {
     pub scenarios: Vec<Scenario>,
 }
+
+/// Query of `POST /v1/ingest/density`.
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DensityUpload {
+    /// The delivery's name, recorded with its commit and used in error
+    /// messages (letters, digits, `.`, `_`, `-`; `upload` when absent).
+    pub name: Option<String>,
+}
+
+/// What an empty count in an arrivals upload means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum EmptyCount {
+    /// An empty count is an error.
+    #[default]
+    Error,
+    /// Zero up to the station's last figure; later empty counts are unknown.
+    Zero,
+}
+
+/// Query of `POST /v1/ingest/arrivals`: the same options as
+/// `stroom ingest arrivals`.
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ArrivalsUpload {
+    /// The delivery's name, recorded with its commit and used in error
+    /// messages (letters, digits, `.`, `_`, `-`; `upload` when absent).
+    pub name: Option<String>,
+    /// The station of every row, for files without a station column.
+    pub station: Option<String>,
+    /// The date column's name (`date` when absent).
+    pub date_column: Option<String>,
+    /// The count column's name (`count` when absent).
+    pub count_column: Option<String>,
+    /// The station column's name (`station` when absent).
+    pub station_column: Option<String>,
+    /// What an empty count means (`error` when absent).
+    pub empty: Option<EmptyCount>,
+}
+
+/// Whether an upload was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum IngestStatus {
+    /// Validated and committed (a new table version), or validated with
+    /// nothing to write (every count below k).
+    Ingested,
+    /// The same bytes were ingested before: nothing was read or written.
+    AlreadyIngested,
+}
+
+/// What an upload did to its table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct IngestResult {
+    /// `density` or `arrivals`.
+    pub table: String,
+    /// The delivery's name as recorded with the commit.
+    pub file: String,
+    /// Hex SHA-256 of the bytes received (after any `Content-Encoding`).
+    pub sha256: String,
+    pub status: IngestStatus,
+    /// One sentence for people.
+    pub detail: String,
+    /// Data rows in the upload (0 when already ingested).
+    pub rows_read: u64,
+    /// Rows written: density rows at or above k, or arrivals rows loaded.
+    pub rows_written: u64,
+    /// Density (cell, hour) pairs below k, left out; 0 for arrivals.
+    pub suppressed: u64,
+    /// Density: distinct (cell, hour) pairs after summing duplicates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cell_hours: Option<u64>,
+    /// Arrivals: rows for (station, date) pairs not stored before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_rows: Option<u64>,
+    /// Arrivals: rows that replaced a different earlier figure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revised_rows: Option<u64>,
+    /// The table's version before the upload (absent: no table yet).
+    pub version_before: Option<u64>,
+    /// The table's version after it; equal to `version_before` when
+    /// nothing was committed.
+    pub version: Option<u64>,
+}

@@ -29,6 +29,12 @@ pub enum ApiError {
     /// The request body is larger than allowed.
     #[error("the request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
+    /// The body's media type is not one the endpoint reads.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// An uploaded file is refused; names the line or row, column and value.
+    #[error("{0}")]
+    Unprocessable(String),
     /// The endpoint does not take the method.
     #[error("the endpoint does not accept this method; see /openapi.json")]
     MethodNotAllowed,
@@ -59,6 +65,8 @@ impl ApiError {
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             ApiError::Busy(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,

@@ -63,6 +63,12 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route("/v1/scenarios/{id}/page.html", get(scenario_page))
 }
 
+/// The upload endpoints, which the server gives a longer timeout and
+/// request decompression.
+pub(crate) fn upload_routes() -> Router<Arc<AppState>> {
+    Router::new().route("/v1/ingest/density", post(ingest_density)).route("/v1/ingest/arrivals", post(ingest_arrivals))
+}
+
 /// The caller's key, when the request carried a valid token.
 pub(crate) struct Key(Option<Caller>);
 
@@ -107,8 +113,17 @@ impl From<BackendError> for ApiError {
         match error {
             BackendError::NotFound(text) => ApiError::NotFound(text),
             BackendError::Invalid(text) => ApiError::BadRequest(text),
+            BackendError::BadInput(text) => ApiError::Unprocessable(text),
             BackendError::Failed(text) => ApiError::Internal(text),
         }
+    }
+}
+
+/// A value as an error message quotes it: at most 64 characters of it.
+pub(crate) fn shown(value: &str) -> String {
+    match value.char_indices().nth(64) {
+        None => value.to_owned(),
+        Some((end, _)) => format!("{}…", &value[..end]),
     }
 }
 
@@ -1109,6 +1124,119 @@ fn sees_scenario(key: &KeyRecord, closure: &ScenarioRequest) -> Result<(), ApiEr
         }
     }
     Ok(())
+}
+
+/// The response to an upload, with what the audit log records of it.
+fn upload_response(table: &'static str, upload: &crate::upload::Upload, result: IngestResult) -> Response {
+    let status = if result.status == IngestStatus::AlreadyIngested { StatusCode::OK } else { StatusCode::CREATED };
+    let audit = crate::upload::UploadAudit::of(table, upload, &result);
+    let mut response = (status, axum::Json(result)).into_response();
+    response.extensions_mut().insert(audit);
+    response
+}
+
+/// An upload's error, with what the audit log records of it.
+fn upload_refused(table: &'static str, upload: Option<&crate::upload::Upload>, error: ApiError) -> Response {
+    let mut response = error.into_response();
+    response.extensions_mut().insert(crate::upload::UploadAudit::refused(table, upload));
+    response
+}
+
+/// Uploads hourly device counts (ingest role): a CSV file (`ts,lat,lon,count`
+/// or `ts,cell,count`; gzip or zstd compressed, by `Content-Encoding` or by
+/// content) or a Parquet file, validated and committed exactly as `stroom
+/// ingest density` does: counts below the store's k are suppressed, one
+/// commit or none. The body is streamed to local disk, never held in
+/// memory. Uploads are ingested one at a time.
+#[utoipa::path(post, path = "/v1/ingest/density", tag = "ingest",
+    params(DensityUpload),
+    request_body(description = "The density file: CSV, gzip or zstd CSV, or Parquet. Also taken as \
+        application/vnd.apache.parquet, application/gzip, application/zstd or with no Content-Type; \
+        Content-Encoding gzip or zstd is undone first.", content(
+        (String = "text/csv"),
+        (String = "application/octet-stream"),
+    )),
+    responses(
+        (status = 200, description = "The same bytes were ingested before; nothing was written.", body = IngestResult),
+        (status = 201, description = "Validated and committed as one table version (or nothing to write: every count below k).", body = IngestResult),
+        (status = 400, description = "A query parameter is invalid, or the body could not be decompressed.", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token.", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key may not upload data.", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is larger than the server's upload limit.", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body's media type or encoding is not one stroom reads.", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The file is refused: the detail names the line or row, the column and the value. Nothing was written.", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn ingest_density(
+    state: Shared,
+    Key(caller): Key,
+    Q(query): Q<DensityUpload>,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Response {
+    const TABLE: &str = "density";
+    if let Err(error) = state.require(caller, Permission::Deliver) {
+        return upload_refused(TABLE, None, error);
+    }
+    let upload = match crate::upload::receive(&state, &headers, body, query.name.as_deref()).await {
+        Ok(upload) => upload,
+        Err(error) => return upload_refused(TABLE, None, error),
+    };
+    let outcome = {
+        let _turn = state.uploads.lock().await;
+        state.backend.ingest_density(&upload.path).await
+    };
+    match outcome {
+        Ok(result) => upload_response(TABLE, &upload, result),
+        Err(error) => upload_refused(TABLE, Some(&upload), error.into()),
+    }
+}
+
+/// Uploads official daily arrivals (ingest role): a CSV file (`date,station,count`,
+/// or `date,count` with `station`, or other layouts with the column
+/// parameters; gzip or zstd compressed, by `Content-Encoding` or by content),
+/// merged exactly as `stroom ingest arrivals` does: revised figures replace
+/// the earlier ones (which time travel keeps), one commit or none.
+#[utoipa::path(post, path = "/v1/ingest/arrivals", tag = "ingest",
+    params(ArrivalsUpload),
+    request_body(description = "The arrivals file: CSV, or gzip or zstd CSV. Also taken as \
+        application/gzip, application/zstd or with no Content-Type; Content-Encoding gzip or zstd is \
+        undone first.", content(
+        (String = "text/csv"),
+        (String = "application/octet-stream"),
+    )),
+    responses(
+        (status = 200, description = "The same bytes were ingested before; nothing was written.", body = IngestResult),
+        (status = 201, description = "Validated and committed as one table version (or nothing to write: every count below k).", body = IngestResult),
+        (status = 400, description = "A query parameter is invalid, or the body could not be decompressed.", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token.", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key may not upload data.", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is larger than the server's upload limit.", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body's media type or encoding is not one stroom reads.", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The file is refused: the detail names the line or row, the column and the value. Nothing was written.", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn ingest_arrivals(
+    state: Shared,
+    Key(caller): Key,
+    Q(query): Q<ArrivalsUpload>,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Response {
+    const TABLE: &str = "arrivals";
+    if let Err(error) = state.require(caller, Permission::Deliver) {
+        return upload_refused(TABLE, None, error);
+    }
+    let upload = match crate::upload::receive(&state, &headers, body, query.name.as_deref()).await {
+        Ok(upload) => upload,
+        Err(error) => return upload_refused(TABLE, None, error),
+    };
+    let outcome = {
+        let _turn = state.uploads.lock().await;
+        state.backend.ingest_arrivals(&upload.path, &query).await
+    };
+    match outcome {
+        Ok(result) => upload_response(TABLE, &upload, result),
+        Err(error) => upload_refused(TABLE, Some(&upload), error.into()),
+    }
 }
 
 /// Runs a closure scenario from the latest data (analyst): the baseline

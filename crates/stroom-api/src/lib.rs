@@ -22,6 +22,7 @@
 //! - `state`: what every handler shares ([`ApiConfig`], the forecast
 //!   snapshot and its response cache, the jobs, the role and scope checks).
 //! - `handlers`: the endpoints.
+//! - `upload`: request bodies streamed to a local file for ingest.
 //! - `server`: the middleware, the router, the snapshot's reloading and
 //!   [`serve`].
 //!
@@ -37,16 +38,18 @@ mod metrics;
 mod openapi;
 mod server;
 mod state;
+mod upload;
 mod webhooks;
 
 pub use auth::{KeyFile, KeyRecord, Permission, Role};
 pub use backend::{Backend, BackendError, BackendFuture, ForecastRun, ForecastSnapshot, MapFormat};
 pub use dto::{
-    Alert, AlertEvent, AlertFilter, AlertList, AlertStatus, AlertWindow, BacktestJob, BacktestRequest, Capacity,
-    CellSeries, CellSeriesPoint, ForecastParts, ForecastRow, JobStatus, MapLayer, MetricsEntry, NowcastEntry, Problem,
-    RefreshJob, RouteDetail, RouteForecast, RouteNowcast, RouteSeries, RouteSeriesPoint, RouteSummary, Scenario,
-    ScenarioAssumptions, ScenarioList, ScenarioRequest, ScenarioTarget, SegmentDto, SeriesLevel, SignalShare,
-    StationCapacity, StationDto, StationForecast, TargetForecast, TimeResolution,
+    Alert, AlertEvent, AlertFilter, AlertList, AlertStatus, AlertWindow, ArrivalsUpload, BacktestJob, BacktestRequest,
+    Capacity, CellSeries, CellSeriesPoint, DensityUpload, EmptyCount, ForecastParts, ForecastRow, IngestResult,
+    IngestStatus, JobStatus, MapLayer, MetricsEntry, NowcastEntry, Problem, RefreshJob, RouteDetail, RouteForecast,
+    RouteNowcast, RouteSeries, RouteSeriesPoint, RouteSummary, Scenario, ScenarioAssumptions, ScenarioList,
+    ScenarioRequest, ScenarioTarget, SegmentDto, SeriesLevel, SignalShare, StationCapacity, StationDto,
+    StationForecast, TargetForecast, TimeResolution,
 };
 pub use error::ApiError;
 pub use openapi::openapi_json;

@@ -62,12 +62,15 @@ impl Modify for BearerAuth {
         handlers::list_scenarios,
         handlers::scenario_detail,
         handlers::scenario_page,
+        handlers::ingest_density,
+        handlers::ingest_arrivals,
     ),
     components(schemas(
         Problem, Health, Ready, RouteSummary, RouteDetail, StationDto, SegmentDto, ForecastRow, ForecastParts, SignalShare, TargetForecast,
         RouteForecast, StationForecast, SeriesLevel, TimeResolution, Format, RouteSeriesPoint, RouteSeries,
         CellSeriesPoint, CellSeries, Capacity, StationCapacity, AlertWindow, AlertStatus, AlertFilter, Alert, AlertList, AlertEvent, MapLayer, NowcastEntry, RouteNowcast, BacktestRequest, JobStatus, MetricsEntry, BacktestJob, RefreshJob,
         ScenarioRequest, ScenarioAssumptions, ScenarioTarget, Scenario, ScenarioList,
+        EmptyCount, IngestStatus, IngestResult,
     )),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
@@ -80,6 +83,7 @@ impl Modify for BearerAuth {
         (name = "backtests", description = "Backtests as jobs (analyst)."),
         (name = "scenarios", description = "Closure scenarios beside their baseline (run: analyst)."),
         (name = "maps", description = "Forecast maps and briefing pages."),
+        (name = "ingest", description = "Density and arrivals uploads (ingest)."),
         (name = "admin", description = "Metrics and forecast refreshes (admin)."),
     ),
 )]

@@ -24,6 +24,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tower::ServiceBuilder;
 use tower_http::compression::CompressionLayer;
+use tower_http::decompression::RequestDecompressionLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
@@ -76,6 +77,7 @@ async fn observe(State(state): State<Arc<AppState>>, mut request: Request, next:
             status,
             latency_ms: latency.as_secs_f64() * 1e3,
             request_id: request_id.as_deref(),
+            upload: response.extensions().get::<crate::upload::UploadAudit>(),
         });
     }
     response
@@ -118,8 +120,14 @@ async fn catch_panics(request: Request, next: Next) -> Response {
 /// The router with every endpoint and the middleware.
 fn app(state: Arc<AppState>) -> Router {
     let timeout = state.config.request_timeout;
+    let upload_timeout = state.config.upload_timeout;
     let body_limit = state.config.body_limit;
+    let uploads = handlers::upload_routes()
+        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, upload_timeout))
+        .layer(RequestDecompressionLayer::new());
     handlers::routes()
+        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, timeout))
+        .merge(uploads)
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .layer(
@@ -130,7 +138,6 @@ fn app(state: Arc<AppState>) -> Router {
                 .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
                 .layer(axum::middleware::from_fn(catch_panics))
                 .layer(CompressionLayer::new())
-                .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, timeout))
                 .layer(DefaultBodyLimit::max(body_limit)),
         )
         .with_state(state)

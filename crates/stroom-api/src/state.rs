@@ -42,6 +42,15 @@ pub struct ApiConfig {
     pub max_jobs: usize,
     /// URLs that get a JSON `POST` when a capacity alert opens or closes.
     pub webhooks: Vec<String>,
+    /// Largest uploaded file (`/v1/ingest/…`), in bytes after any
+    /// `Content-Encoding` is undone; 413 beyond it.
+    pub upload_limit: u64,
+    /// Longest time an upload and its ingest may take (instead of
+    /// `request_timeout`).
+    pub upload_timeout: Duration,
+    /// Where uploads are written before they are ingested (a local folder);
+    /// the system's temporary folder when `None`.
+    pub upload_dir: Option<PathBuf>,
 }
 
 impl Default for ApiConfig {
@@ -54,6 +63,9 @@ impl Default for ApiConfig {
             poll_interval: Duration::from_secs(2),
             max_jobs: 8,
             webhooks: Vec::new(),
+            upload_limit: 1 << 30,
+            upload_timeout: Duration::from_secs(30 * 60),
+            upload_dir: None,
         }
     }
 }
@@ -138,6 +150,9 @@ pub(crate) struct AppState {
     pub(crate) route_cells: HashMap<String, BTreeSet<u64>>,
     pub(crate) openapi: String,
     pub(crate) notifier: crate::webhooks::Notifier,
+    /// Uploads are ingested one at a time (each still commits through
+    /// Delta's conflict checks, against writers outside this server).
+    pub(crate) uploads: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -167,6 +182,7 @@ impl AppState {
                 Permission::ReadSeries => "read density series",
                 Permission::RunBacktests => "run or read backtests",
                 Permission::Administer => "administer the server",
+                Permission::Deliver => "upload data",
             };
             Err(ApiError::Forbidden { role: key.role.as_str(), action })
         }
@@ -237,6 +253,7 @@ pub(crate) async fn state(backend: Arc<dyn Backend>, config: ApiConfig) -> Resul
         route_cells,
         openapi: crate::openapi_json(),
         notifier: crate::webhooks::Notifier::new(webhooks),
+        uploads: tokio::sync::Mutex::new(()),
     });
     state.reload(true).await?;
     Ok(state)

@@ -12,9 +12,10 @@ use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{Date32Type, Float64Type, Int32Type, Int64Type, TimestampMicrosecondType};
 use serde_json::Value;
 use stroom_api::{
-    Alert, Backend, BackendError, BackendFuture, BacktestRequest, Capacity, CellSeries, CellSeriesPoint, ForecastParts,
-    ForecastRow, ForecastRun, ForecastSnapshot, MapFormat, MapLayer, MetricsEntry, RouteNowcast, RouteSeries,
-    RouteSeriesPoint, Scenario, ScenarioRequest, SeriesLevel, StationCapacity, TargetForecast, TimeResolution,
+    Alert, ArrivalsUpload, Backend, BackendError, BackendFuture, BacktestRequest, Capacity, CellSeries,
+    CellSeriesPoint, EmptyCount, ForecastParts, ForecastRow, ForecastRun, ForecastSnapshot, IngestResult, IngestStatus,
+    MapFormat, MapLayer, MetricsEntry, RouteNowcast, RouteSeries, RouteSeriesPoint, Scenario, ScenarioRequest,
+    SeriesLevel, StationCapacity, TargetForecast, TimeResolution,
 };
 use stroom_core::{Cell, DEFAULT_BUFFER_RINGS, DEFAULT_ROUTE_RESOLUTION, Resolution, Route, days_to_date};
 use stroom_model::ModelKind;
@@ -48,6 +49,21 @@ type AlertCache = (Option<u64>, u64, Arc<Vec<Alert>>);
 /// A failure the API answers with a 500 (and logs), with its causes.
 fn failed(error: impl Into<PipelineError>) -> BackendError {
     BackendError::Failed(error.into().text())
+}
+
+/// An upload's error: refused input (a 422) or a failure (a 500), its text
+/// naming the delivery by its name, not by the server's folder.
+fn upload_error(path: &std::path::Path) -> impl Fn(stroom_store::StoreError) -> BackendError {
+    let folder = path.parent().map(|p| format!("{}/", p.display())).unwrap_or_default();
+    move |error| {
+        let bad_input = error.is_bad_input();
+        let text = PipelineError::from(error).text().replace(&folder, "");
+        if bad_input { BackendError::BadInput(text) } else { BackendError::Failed(text) }
+    }
+}
+
+fn file_name(path: &std::path::Path) -> String {
+    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
 /// An internal inconsistency: a column the query produced is missing.
@@ -507,6 +523,105 @@ impl Backend for StoreBackend {
     fn scenario_page<'a>(&'a self, run_id: &'a str) -> BackendFuture<'a, Vec<u8>> {
         let (store, routes, run_id) = (self.open(), self.routes.clone(), run_id.to_owned());
         Box::pin(on_worker(move || async move { Ok(crate::scenario::scenario_page(&store?, &routes, &run_id).await?) }))
+    }
+
+    fn ingest_density<'a>(&'a self, path: &'a std::path::Path) -> BackendFuture<'a, IngestResult> {
+        let (store, path) = (self.open(), path.to_owned());
+        Box::pin(async move {
+            let store = store?;
+            on_worker(move || async move {
+                let refused = upload_error(&path);
+                let resolution = match store.density_resolution().await.map_err(&refused)? {
+                    Some(resolution) => resolution,
+                    None => Resolution::new(i64::from(DEFAULT_ROUTE_RESOLUTION)).map_err(PipelineError::from)?,
+                };
+                let k = store.privacy_k().await.map_err(&refused)?;
+                let ingest = stroom_store::DensityIngest::new(resolution, k).map_err(&refused)?;
+                let report = ingest.run(&store, std::slice::from_ref(&path), &|_| {}).await.map_err(&refused)?;
+                let source = report.sources.first().ok_or_else(|| BackendError::Failed("no source read".into()))?;
+                let already = source.already_ingested;
+                let detail = if already {
+                    "already ingested: these bytes were committed before; nothing was written".to_owned()
+                } else {
+                    format!(
+                        "{} rows read, {} (cell, hour) counts written, {} below k = {k} suppressed",
+                        report.rows_read, report.rows_written, report.suppressed
+                    )
+                };
+                Ok(IngestResult {
+                    table: TableName::Density.as_str().to_owned(),
+                    file: file_name(&path),
+                    sha256: source.sha256.clone(),
+                    status: if already { IngestStatus::AlreadyIngested } else { IngestStatus::Ingested },
+                    detail,
+                    rows_read: report.rows_read,
+                    rows_written: report.rows_written,
+                    suppressed: report.suppressed,
+                    cell_hours: Some(report.cell_hours),
+                    new_rows: None,
+                    revised_rows: None,
+                    version_before: report.version_before,
+                    version: report.version,
+                })
+            })
+            .await
+        })
+    }
+
+    fn ingest_arrivals<'a>(
+        &'a self,
+        path: &'a std::path::Path,
+        options: &'a ArrivalsUpload,
+    ) -> BackendFuture<'a, IngestResult> {
+        let (store, path) = (self.open(), path.to_owned());
+        let ingest = stroom_store::ArrivalsIngest {
+            station: options.station.clone(),
+            date_column: options.date_column.clone(),
+            station_column: options.station_column.clone(),
+            count_column: options.count_column.clone(),
+            empty: match options.empty.unwrap_or_default() {
+                EmptyCount::Error => stroom_store::EmptyCounts::Error,
+                EmptyCount::Zero => stroom_store::EmptyCounts::Zero,
+            },
+        };
+        Box::pin(async move {
+            let store = store?;
+            on_worker(move || async move {
+                let report = ingest.run(&store, &path).await.map_err(upload_error(&path))?;
+                let detail = if report.already_ingested {
+                    "already ingested: these bytes were committed before; nothing was written".to_owned()
+                } else {
+                    format!(
+                        "{} rows read, {} loaded ({} new, {} revised) for {} station(s)",
+                        report.rows_read,
+                        report.rows_loaded,
+                        report.new_rows,
+                        report.revised_rows,
+                        report.stations.len()
+                    )
+                };
+                Ok(IngestResult {
+                    table: TableName::Arrivals.as_str().to_owned(),
+                    file: file_name(&path),
+                    sha256: report.sha256,
+                    status: if report.already_ingested {
+                        IngestStatus::AlreadyIngested
+                    } else {
+                        IngestStatus::Ingested
+                    },
+                    detail,
+                    rows_read: report.rows_read,
+                    rows_written: report.rows_loaded,
+                    suppressed: 0,
+                    cell_hours: None,
+                    new_rows: Some(report.new_rows),
+                    revised_rows: Some(report.revised_rows),
+                    version_before: report.version_before,
+                    version: report.version,
+                })
+            })
+            .await
+        })
     }
 
     fn render<'a>(

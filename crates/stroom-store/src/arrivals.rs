@@ -2,8 +2,6 @@
 //! CSV layouts, merged into the `arrivals` table in one commit.
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -17,7 +15,7 @@ use deltalake::protocol::SaveMode;
 use serde_json::json;
 use stroom_core::{date_to_days, days_to_date, parse_date};
 
-use crate::input::{csv_error, file_sha256};
+use crate::input::{csv_error, file_sha256, not_a_number, open_csv, quoted};
 use crate::schema::{arrivals_columns, arrivals_schema};
 use crate::store::{COMMIT_ATTEMPTS, COMMIT_METADATA_KEY, ingested_hashes, is_lost_race};
 use crate::{Location, Store, StoreError, TableName};
@@ -93,7 +91,7 @@ impl ArrivalsIngest {
         let error = |problem: String| StoreError::Columns {
             path: path.to_owned(),
             problem,
-            found: header.join(","),
+            found: quoted(&header.join(",")),
             expected: expected.clone(),
         };
         let find = |name: &str| header.iter().position(|h| h.trim().eq_ignore_ascii_case(name));
@@ -114,7 +112,7 @@ impl ArrivalsIngest {
         if !mapped {
             let known = ["date", "count", "station"];
             if let Some(extra) = header.iter().find(|h| !known.contains(&h.trim().to_ascii_lowercase().as_str())) {
-                return Err(error(format!("unexpected column '{extra}'")));
+                return Err(error(format!("unexpected column '{}'", quoted(extra))));
             }
             if self.station.is_some() && find("station").is_some() {
                 return Err(error("the file has a station column and --station was given".into()));
@@ -243,18 +241,13 @@ impl ArrivalsIngest {
     }
 
     fn read(&self, path: &Path, report: &mut ArrivalsReport) -> Result<BTreeMap<(String, i32), i32>, StoreError> {
-        let file = File::open(path).map_err(|source| StoreError::Io { path: path.to_owned(), source })?;
-        let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(BufReader::new(file));
+        let mut reader = open_csv(path)?.reader;
         let located = |error| csv_error(path, error);
         let header: Vec<String> = reader.headers().map_err(located)?.iter().map(str::to_owned).collect();
         let columns = self.columns(path, &header)?;
         let column_name = |index: usize| header[index].clone();
-        let field_error = |location: Location, column: usize, value: &str, problem: String| StoreError::Field {
-            path: path.to_owned(),
-            location,
-            column: column_name(column),
-            value: value.to_owned(),
-            problem,
+        let field_error = |location: Location, column: usize, value: &str, problem: String| {
+            StoreError::field(path, location, &column_name(column), value, problem)
         };
 
         // (station, day) → (count or empty, line), checked for duplicates.
@@ -348,7 +341,7 @@ fn parse_count(text: &str) -> Result<i32, String> {
         Ok(f) if f.fract() != 0.0 => Err("not a whole number of people".into()),
         Ok(f) if f > i32::MAX as f64 => Err("larger than any plausible count".into()),
         Ok(f) => Ok(f as i32),
-        Err(_) => Err("not a number".into()),
+        Err(_) => Err(not_a_number(text).into()),
     }
 }
 

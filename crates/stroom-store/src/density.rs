@@ -32,6 +32,7 @@ use stroom_core::{Cell, Resolution};
 
 use crate::daily::DailyRollup;
 use crate::input::{Observation, file_sha256, list_input_files, read_density_file};
+use crate::overlap::DeliveredKeys;
 use crate::schema::{MIN_K, density_columns, density_schema};
 use crate::store::{
     COMMIT_ATTEMPTS, COMMIT_METADATA_KEY, commit_metadata, ingested_hashes, is_lost_race, remove_uncommitted,
@@ -424,6 +425,7 @@ impl DensityIngest {
         // is complete for the version this ingest builds on; otherwise it
         // catches up from the files after the commit.
         let append_rollup = crate::daily::is_current(store, version_before).await?;
+        let mut delivered = DeliveredKeys::start(existing.as_ref())?;
         let mut rollup: Option<DailyRollup> = None;
         // Any error stops the pass and is handled below, after the writers
         // are finished, so that whatever was written is removed.
@@ -431,6 +433,9 @@ impl DensityIngest {
             for chunk in runs.merged(&rest)? {
                 let mut chunk = chunk?;
                 let merged = chunk.len();
+                for o in &chunk {
+                    delivered.add(o);
+                }
                 chunk.retain(|o| u64::from(o.count) >= k);
                 cell_hours += merged as u64;
                 suppressed += (merged - chunk.len()) as u64;
@@ -519,6 +524,11 @@ impl DensityIngest {
             version: version_before,
         };
         let Some(mut table) = table else {
+            // Nothing would be counted twice, but a re-delivery is refused
+            // all the same, whatever its counts.
+            if let Some(existing) = &existing {
+                delivered.check(existing).await?;
+            }
             tracing::info!(rows_read, suppressed, "Nothing to write: no new rows at or above k.");
             catch_up_rollup(store, None).await;
             return Ok(report);
@@ -557,6 +567,16 @@ impl DensityIngest {
                 .into_iter()
                 .filter(|h| ours.contains(h.as_str()))
                 .collect();
+            // A (cell, hour) already stored, by an earlier delivery or by
+            // a writer that committed meanwhile, is refused.
+            let repeated = delivered.check(&table).await;
+            if let Err(error) = repeated {
+                remove_uncommitted(&table, &adds).await;
+                if let Some(rollup) = rollup {
+                    rollup.abandon().await;
+                }
+                return Err(error);
+            }
             if !taken.is_empty() {
                 remove_uncommitted(&table, &adds).await;
                 if let Some(rollup) = rollup {
@@ -842,6 +862,18 @@ async fn check_resolution(table: &deltalake::DeltaTable, requested: Resolution) 
             Err(StoreError::ResolutionMismatch { stored: stored as u8, requested: requested.get() })
         }
         _ => Ok(()),
+    }
+}
+
+impl Store {
+    /// The H3 resolution of the density table's cells; `None` before the
+    /// first density ingest.
+    pub async fn density_resolution(&self) -> Result<Option<Resolution>, StoreError> {
+        let Some(table) = self.table(TableName::Density).await? else { return Ok(None) };
+        match stored_resolution(&table).await? {
+            Some(r) => Resolution::new(i64::from(r)).map(Some).map_err(|e| StoreError::Option(e.to_string())),
+            None => Ok(None),
+        }
     }
 }
 

@@ -32,9 +32,9 @@ impl fmt::Display for Location {
 pub enum StoreError {
     #[error("{path}")]
     Io { path: PathBuf, source: std::io::Error },
-    #[error("{path}: no .csv or .parquet files found")]
+    #[error("{path}: no .csv, .csv.gz, .csv.zst or .parquet files found")]
     NoInputFiles { path: PathBuf },
-    #[error("{path}: unsupported file type (expected .csv or .parquet)")]
+    #[error("{path}: unsupported file type (expected .csv, .csv.gz, .csv.zst or .parquet)")]
     UnsupportedFile { path: PathBuf },
     #[error("{path}: the file is empty")]
     EmptyFile { path: PathBuf },
@@ -50,6 +50,12 @@ pub enum StoreError {
     Csv { path: PathBuf, location: Location, problem: String },
     #[error("{path}: not a readable Parquet file: {problem}")]
     Parquet { path: PathBuf, problem: String },
+    #[error(
+        "{cell_hours} (cell, hour) counts of this delivery are stored already (the first: cell {cell} at {hour}); \
+         adding them would count them twice, so nothing was written (deliver each hour once; stroom does not \
+         replace stored counts)"
+    )]
+    Repeated { cell_hours: u64, cell: String, hour: String },
     #[error("the sum of counts for cell {cell} at {hour} exceeds {max}")]
     CountOverflow { cell: String, hour: String, max: i64 },
     #[error("invalid option: {0}")]
@@ -67,6 +73,45 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Whether the error is in the input itself (its name, layout, a row or
+    /// a value), which the one who delivered it must mend, rather than in
+    /// the store or the machine.
+    pub fn is_bad_input(&self) -> bool {
+        matches!(
+            self,
+            Self::NoInputFiles { .. }
+                | Self::UnsupportedFile { .. }
+                | Self::EmptyFile { .. }
+                | Self::NoRows { .. }
+                | Self::Columns { .. }
+                | Self::ColumnType { .. }
+                | Self::Field { .. }
+                | Self::Csv { .. }
+                | Self::Parquet { .. }
+                | Self::CountOverflow { .. }
+                | Self::Repeated { .. }
+                | Self::Option(_)
+        )
+    }
+
+    /// A bad value at `location`, quoted at most in part (see
+    /// [`crate::input::quoted`]): a 5 MB field is not echoed whole.
+    pub(crate) fn field(
+        path: &std::path::Path,
+        location: Location,
+        column: &str,
+        value: &str,
+        problem: impl Into<String>,
+    ) -> Self {
+        Self::Field {
+            path: path.to_owned(),
+            location,
+            column: crate::input::quoted(column),
+            value: crate::input::quoted(value),
+            problem: problem.into(),
+        }
+    }
+
     pub(crate) fn delta(table: impl Into<String>) -> impl FnOnce(deltalake::DeltaTableError) -> Self {
         let table = table.into();
         move |source| Self::Delta { table, source }

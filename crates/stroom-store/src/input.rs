@@ -40,19 +40,19 @@ impl Layout {
         let columns_error = |problem: String| StoreError::Columns {
             path: path.to_owned(),
             problem,
-            found: names.join(","),
+            found: quoted(&names.join(",")),
             expected: EXPECTED_DENSITY.into(),
         };
         for (i, name) in normalised.iter().enumerate() {
             if normalised[..i].contains(name) {
-                return Err(columns_error(format!("column '{name}' appears twice")));
+                return Err(columns_error(format!("column '{}' appears twice", quoted(name))));
             }
         }
         let wanted: &[&str] =
             if find(&["cell"]).is_some() { &["ts", "cell", "count"] } else { &["ts", "lat", "lon", "count"] };
         let known = |n: &str| wanted.contains(&n) || (n == "lng" && wanted.contains(&"lon"));
         if let Some(extra) = normalised.iter().find(|n| !known(n)) {
-            return Err(columns_error(format!("unexpected column '{extra}'")));
+            return Err(columns_error(format!("unexpected column '{}'", quoted(extra))));
         }
         let require = |name: &str, aliases: &[&str]| {
             find(aliases).ok_or_else(|| columns_error(format!("missing column '{name}'")))
@@ -104,15 +104,104 @@ fn collect_folder(folder: &Path, files: &mut Vec<PathBuf>) -> Result<(), StoreEr
         }
         if path.is_dir() {
             collect_folder(&path, files)?;
-        } else if matches!(extension(&path).as_deref(), Some("csv" | "parquet")) {
+        } else if input_kind(&path).is_some() {
             files.push(path);
         }
     }
     Ok(())
 }
 
-fn extension(path: &Path) -> Option<String> {
-    path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase())
+/// What a provider file holds, by its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum InputKind {
+    /// `.csv`, or compressed: `.csv.gz`, `.csv.zst`.
+    Csv,
+    /// `.parquet`, with any codec inside.
+    Parquet,
+}
+
+/// The kind of a provider file from its name; `None` for other files.
+pub(crate) fn input_kind(path: &Path) -> Option<InputKind> {
+    let name = path.file_name()?.to_string_lossy().to_ascii_lowercase();
+    if name.ends_with(".parquet") {
+        Some(InputKind::Parquet)
+    } else if [".csv", ".csv.gz", ".csv.gzip", ".csv.zst", ".csv.zstd"].iter().any(|e| name.ends_with(e)) {
+        Some(InputKind::Csv)
+    } else {
+        None
+    }
+}
+
+/// A CSV reader over a provider file, and whether the file is compressed.
+pub(crate) struct CsvInput {
+    pub(crate) reader: csv::Reader<Box<dyn Read + Send>>,
+    pub(crate) compressed: bool,
+}
+
+/// Opens a CSV file: gzip (one member or several, as `cat a.gz b.gz`
+/// makes) and zstd are decompressed as the file is read, recognised by
+/// their first bytes whatever the file is called. The delimiter is a comma,
+/// unless the first line has no comma but a semicolon or a tab (the
+/// exports of spreadsheets set to a decimal-comma locale): then that. Line
+/// numbers count the decompressed text's lines, the header being line 1.
+pub(crate) fn open_csv(path: &Path) -> Result<CsvInput, StoreError> {
+    use std::io::{BufRead, Seek, SeekFrom};
+    let io = |source| StoreError::Io { path: path.to_owned(), source };
+    let mut file = File::open(path).map_err(io)?;
+    let mut magic = [0u8; 4];
+    let mut filled = 0;
+    while filled < magic.len() {
+        match file.read(&mut magic[filled..]).map_err(io)? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    file.seek(SeekFrom::Start(0)).map_err(io)?;
+    let buffered = BufReader::with_capacity(1 << 20, file);
+    let (inner, compressed): (Box<dyn Read + Send>, bool) = match &magic[..filled] {
+        [0x1f, 0x8b, ..] => (Box::new(flate2::bufread::MultiGzDecoder::new(buffered)), true),
+        [0x28, 0xb5, 0x2f, 0xfd] => (Box::new(zstd::stream::read::Decoder::with_buffer(buffered).map_err(io)?), true),
+        _ => (Box::new(buffered), false),
+    };
+    let mut text = BufReader::with_capacity(1 << 20, inner);
+    let head = text.fill_buf().map_err(io)?;
+    let first_line = head.split(|&b| b == b'\n').next().unwrap_or_default();
+    let delimiter = if first_line.contains(&b',') {
+        b','
+    } else if first_line.contains(&b';') {
+        b';'
+    } else if first_line.contains(&b'\t') {
+        b'\t'
+    } else {
+        b','
+    };
+    let reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(false)
+        .delimiter(delimiter)
+        .from_reader(Box::new(text) as Box<dyn Read + Send>);
+    Ok(CsvInput { reader, compressed })
+}
+
+/// At most this many characters of a bad value are quoted in an error.
+const QUOTED_CHARS: usize = 64;
+
+/// A value as an error quotes it: whole when short, else its first
+/// [`QUOTED_CHARS`] characters and its length.
+pub(crate) fn quoted(value: &str) -> String {
+    match value.char_indices().nth(QUOTED_CHARS) {
+        None => value.to_owned(),
+        Some((end, _)) => format!("{}… ({} bytes in all)", &value[..end], value.len()),
+    }
+}
+
+/// Why a number does not parse, with a hint for a decimal comma.
+pub(crate) fn not_a_number(value: &str) -> &'static str {
+    if value.contains(',') {
+        "not a number (the decimal separator is a point; a decimal comma is not read)"
+    } else {
+        "not a number"
+    }
 }
 
 /// The SHA-256 of a file's bytes, as lowercase hex.
@@ -161,10 +250,10 @@ pub(crate) fn read_density_file(
     if size == 0 {
         return Err(StoreError::EmptyFile { path: path.to_owned() });
     }
-    let rows = match extension(path).as_deref() {
-        Some("csv") => read_csv(path, resolution, sink, progress)?,
-        Some("parquet") => read_parquet(path, resolution, sink, progress)?,
-        _ => return Err(StoreError::UnsupportedFile { path: path.to_owned() }),
+    let rows = match input_kind(path) {
+        Some(InputKind::Csv) => read_csv(path, resolution, sink, progress)?,
+        Some(InputKind::Parquet) => read_parquet(path, resolution, sink, progress)?,
+        None => return Err(StoreError::UnsupportedFile { path: path.to_owned() }),
     };
     if rows == 0 {
         return Err(StoreError::NoRows { path: path.to_owned() });
@@ -294,13 +383,7 @@ impl<'a> RowChecker<'a> {
     }
 
     fn field_error(&self, location: Location, column: &str, value: &str, problem: impl Into<String>) -> StoreError {
-        StoreError::Field {
-            path: self.path.to_owned(),
-            location,
-            column: column.to_owned(),
-            value: value.to_owned(),
-            problem: problem.into(),
-        }
+        StoreError::field(self.path, location, column, value, problem)
     }
 
     fn ts_text(&mut self, location: Location, text: &[u8]) -> Result<i64, StoreError> {
@@ -362,7 +445,7 @@ impl<'a> RowChecker<'a> {
         if value.trim().is_empty() {
             return Err(self.field_error(location, column, &value, "missing value"));
         }
-        value.trim().parse::<f64>().map_err(|_| self.field_error(location, column, &value, "not a number"))
+        value.trim().parse::<f64>().map_err(|_| self.field_error(location, column, &value, not_a_number(&value)))
     }
 
     fn count_text(&self, location: Location, text: &[u8]) -> Result<u64, StoreError> {
@@ -379,7 +462,7 @@ impl<'a> RowChecker<'a> {
         }
         match trimmed.parse::<f64>() {
             Ok(f) => self.count_float(location, f, &value),
-            Err(_) => Err(self.field_error(location, "count", &value, "not a number")),
+            Err(_) => Err(self.field_error(location, "count", &value, not_a_number(&value))),
         }
     }
 
@@ -427,11 +510,7 @@ fn read_csv(
     sink: &mut dyn FnMut(Observation),
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<u64, StoreError> {
-    let file = File::open(path).map_err(|source| StoreError::Io { path: path.to_owned(), source })?;
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .flexible(false)
-        .from_reader(BufReader::with_capacity(1 << 20, file));
+    let CsvInput { mut reader, compressed } = open_csv(path)?;
     let located = |error| csv_error(path, error);
     let header: Vec<String> = reader.headers().map_err(located)?.iter().map(str::to_owned).collect();
     let layout = Layout::detect(path, &header)?;
@@ -463,7 +542,9 @@ fn read_csv(
         };
         sink(observation);
         rows += 1;
-        if rows % 65_536 == 0 {
+        // Positions count decompressed bytes: a compressed file's progress
+        // comes whole at its end.
+        if rows % 65_536 == 0 && !compressed {
             let position = record.position().map(|p| p.byte()).unwrap_or(0);
             progress(position - reported);
             reported = position;
@@ -669,6 +750,71 @@ mod tests {
 
     fn cell(lat: f64, lng: f64, resolution: Resolution) -> u64 {
         Cell::from_lat_lng(lat, lng, resolution).unwrap().to_u64()
+    }
+
+    fn read_all(path: &Path) -> Result<Vec<Observation>, StoreError> {
+        let mut rows = Vec::new();
+        read_density_file(path, Resolution::new(7).unwrap(), &mut |o| rows.push(o), &|_| {})?;
+        Ok(rows)
+    }
+
+    #[test]
+    fn gzip_and_zstd_files_read_as_the_plain_file_whatever_their_name() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let text = "ts,lat,lon,count\n2024-05-01T10:00:00Z,51.0,1.9,30\n2024-05-01T11:00:00Z,51.0,1.9,17\n";
+        let plain = dir.path().join("a.csv");
+        std::fs::write(&plain, text).unwrap();
+        let expected = read_all(&plain).unwrap();
+        assert_eq!(expected.len(), 2);
+        let gzip = |bytes: &[u8]| {
+            let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            encoder.write_all(bytes).unwrap();
+            encoder.finish().unwrap()
+        };
+        // Two gzip members one after the other (`cat a.gz b.gz`) are one file.
+        let (head, tail) = text.split_at(50);
+        let members = [gzip(head.as_bytes()), gzip(tail.as_bytes())].concat();
+        let zstd = zstd::encode_all(text.as_bytes(), 3).unwrap();
+        for (name, bytes) in [("b.csv.gz", members.clone()), ("c.csv.zst", zstd), ("d.csv", members)] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, bytes).unwrap();
+            assert_eq!(read_all(&path).unwrap(), expected, "{name}");
+        }
+        // A broken stream is an error of that file, not a panic.
+        let broken = dir.path().join("e.csv.gz");
+        std::fs::write(&broken, &gzip(text.as_bytes())[..30]).unwrap();
+        let error = read_all(&broken).unwrap_err().to_string();
+        assert!(error.contains("e.csv.gz"), "{error}");
+        assert_eq!(input_kind(Path::new("x.CSV.GZ")), Some(InputKind::Csv));
+        assert_eq!(input_kind(Path::new("x.json.gz")), None);
+    }
+
+    #[test]
+    fn a_semicolon_file_is_read_and_a_decimal_comma_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("export.csv");
+        std::fs::write(&path, "ts;lat;lon;count\n2024-05-01T10:00:00Z;51.0;1.9;30\n").unwrap();
+        assert_eq!(read_all(&path).unwrap().len(), 1);
+        std::fs::write(&path, "ts;lat;lon;count\n2024-05-01T10:00:00Z;51,0;1,9;30\n").unwrap();
+        let error = read_all(&path).unwrap_err().to_string();
+        assert!(error.contains("line 2, column 'lat', value '51,0'") && error.contains("decimal comma"), "{error}");
+        std::fs::write(&path, "ts\tlat\tlon\tcount\n2024-05-01T10:00:00Z\t51.0\t1.9\t30\n").unwrap();
+        assert_eq!(read_all(&path).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_long_value_is_quoted_in_part() {
+        assert_eq!(quoted("short"), "short");
+        let long = "é".repeat(100);
+        let shown = quoted(&long);
+        assert!(shown.starts_with(&"é".repeat(64)) && shown.ends_with("… (200 bytes in all)"), "{shown}");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("long.csv");
+        std::fs::write(&path, format!("ts,lat,lon,count\n2024-05-01T10:00:00Z,51.0,1.9,{}\n", "x".repeat(5 << 20)))
+            .unwrap();
+        let error = read_all(&path).unwrap_err().to_string();
+        assert!(error.len() < 300 && error.contains("(5242880 bytes in all)"), "{error}");
     }
 
     #[test]

@@ -40,6 +40,7 @@ mod density;
 mod error;
 mod input;
 mod location;
+mod overlap;
 mod runs;
 mod schema;
 mod store;

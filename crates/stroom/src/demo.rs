@@ -229,6 +229,9 @@ pub(crate) async fn run(args: &DemoArgs) -> Result<()> {
         alert_level: stroom_pipeline::DEFAULT_ALERT_LEVEL,
         webhooks: Vec::new(),
         request_timeout_ms: 60_000,
+        upload_limit_mib: 1024,
+        upload_timeout_s: 1800,
+        upload_dir: None,
     };
     crate::serve::serve(&serve, |addr| {
         println!("viewer token (shown only here; {} holds only its hash):\n  {token}", serve.keys.display());

@@ -100,7 +100,9 @@ enum Command {
 #[derive(Debug, Subcommand)]
 enum IngestCommand {
     /// Hourly device counts: CSV or Parquet files (or folders of them) with
-    /// columns ts,lat,lon,count or ts,cell,count.
+    /// columns ts,lat,lon,count or ts,cell,count. CSV may be gzip or zstd
+    /// compressed (.csv.gz, .csv.zst) and separated by commas, semicolons or
+    /// tabs (from the header); decimals take a point.
     Density {
         /// Files or folders to ingest.
         #[arg(required = true)]

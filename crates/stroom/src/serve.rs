@@ -43,6 +43,17 @@ pub(crate) struct ServeArgs {
     /// Longest time a request may take, in milliseconds, before it is answered with 503.
     #[arg(long, default_value_t = 60_000)]
     pub(crate) request_timeout_ms: u64,
+    /// Largest file `POST /v1/ingest/…` takes, in MiB (after any
+    /// Content-Encoding is undone); 413 beyond it.
+    #[arg(long, default_value_t = 1024)]
+    pub(crate) upload_limit_mib: u64,
+    /// Longest time an upload and its ingest may take, in seconds.
+    #[arg(long, default_value_t = 1800)]
+    pub(crate) upload_timeout_s: u64,
+    /// A local folder for uploads before they are ingested; the system's
+    /// temporary folder when omitted.
+    #[arg(long)]
+    pub(crate) upload_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -116,6 +127,14 @@ pub(crate) async fn serve(args: &ServeArgs, announce: impl FnOnce(SocketAddr)) -
     if args.request_timeout_ms == 0 {
         bail!("--request-timeout-ms must be at least 1");
     }
+    if args.upload_limit_mib == 0 || args.upload_timeout_s == 0 {
+        bail!("--upload-limit-mib and --upload-timeout-s must be at least 1");
+    }
+    if let Some(dir) = &args.upload_dir {
+        if !dir.is_dir() {
+            bail!("--upload-dir {} is not a folder", dir.display());
+        }
+    }
     if !(args.alert_level > 0.0 && args.alert_level < 1.0) {
         bail!("--alert-level {} must be between 0 and 1 (exclusive)", args.alert_level);
     }
@@ -135,6 +154,9 @@ pub(crate) async fn serve(args: &ServeArgs, announce: impl FnOnce(SocketAddr)) -
         audit_log: Some(args.audit.clone()),
         request_timeout: std::time::Duration::from_millis(args.request_timeout_ms),
         webhooks: args.webhooks.clone(),
+        upload_limit: args.upload_limit_mib.saturating_mul(1 << 20),
+        upload_timeout: std::time::Duration::from_secs(args.upload_timeout_s),
+        upload_dir: args.upload_dir.clone(),
         ..ApiConfig::default()
     };
     println!("listening on http://{local}");
