@@ -765,20 +765,21 @@ fn simulate(
 
 /// Ingests provider density files (CSV or Parquet files or folders).
 #[pyfunction]
-#[pyo3(signature = (store, paths, resolution=7, k=15))]
+#[pyo3(signature = (store, paths, resolution=7, k=15, add_to_stored=false))]
 fn ingest_density(
     py: Python<'_>,
     store: &Store,
     paths: Bound<'_, PyAny>,
     resolution: u8,
     k: u32,
+    add_to_stored: bool,
 ) -> PyResult<Py<PyAny>> {
     let paths: Vec<PathBuf> = match paths.extract::<PathBuf>() {
         Ok(one) => vec![one],
         Err(_) => paths.extract()?,
     };
     let resolution = Resolution::new(i64::from(resolution)).map_err(|e| to_py(e.into()))?;
-    let ingest = DensityIngest::new(resolution, k).map_err(|e| to_py(e.into()))?;
+    let ingest = DensityIngest { add_to_stored, ..DensityIngest::new(resolution, k).map_err(|e| to_py(e.into()))? };
     let handle = store.store.clone();
     let report = block_on(py, async move { Ok(ingest.run(&handle, &paths, &|_| {}).await?) }, None)?;
     let sources: Vec<serde_json::Value> = report

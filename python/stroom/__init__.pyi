@@ -319,12 +319,19 @@ def simulate(
     """
 
 def ingest_density(
-    store: Store, paths: Union[_Path, Sequence[_Path]], resolution: int = 7, k: int = 15
+    store: Store,
+    paths: Union[_Path, Sequence[_Path]],
+    resolution: int = 7,
+    k: int = 15,
+    add_to_stored: bool = False,
 ) -> Dict[str, Any]:
-    """Ingests hourly device counts: CSV or Parquet files (or folders of
-    them) with columns ``ts,lat,lon,count`` or ``ts,cell,count``, summed per
-    (cell, hour) at H3 ``resolution``; sums below ``k`` (at least 15) are
-    suppressed. One commit, or none; a file ingested before is skipped.
+    """Ingests hourly device counts: CSV (also gzip or zstd) or Parquet files
+    (or folders of them) with columns ``ts,lat,lon,count`` or
+    ``ts,cell,count``, summed per (cell, hour) at H3 ``resolution``; sums
+    below ``k`` (at least 15) are suppressed. One commit, or none; a file
+    ingested before is skipped, and a delivery that repeats a (cell, hour)
+    already stored is refused unless ``add_to_stored`` (a supplementary
+    delivery, such as a second provider's devices) adds it.
 
     Returns rows_read, cell_hours, cells, suppressed, rows_written, days,
     version_before, version and sources (path, sha256, rows,

@@ -321,4 +321,28 @@ fn a_delivery_that_repeats_stored_cell_hours_is_refused_not_counted_twice() {
     let report = rt.block_on(ingest(7).run(&store, &[next], &noop)).unwrap();
     assert_eq!((report.rows_written, report.version), (3, Some(2)));
     assert_eq!(devices(&store), (2, "115".to_owned()));
+    // A supplementary delivery (a second provider's devices) adds to the
+    // stored cell-hours when asked to.
+    let second = write(
+        dir.path(),
+        "provider-b.csv",
+        &format!(
+            "{header}2024-05-01T10:00:00Z,51.0,1.9,17
+"
+        ),
+    );
+    let add = DensityIngest { add_to_stored: true, ..ingest(7) };
+    assert_eq!(rt.block_on(add.run(&store, &[second], &noop)).unwrap().rows_written, 1);
+    assert_eq!(devices(&store), (3, "132".to_owned()));
+    let total = "SELECT SUM(count) AS devices FROM density WHERE ts = TIMESTAMP '2024-05-01T10:00:00Z' AND cell = ";
+    let cell = Cell::from_lat_lng(51.0, 1.9, Resolution::new(7).unwrap()).unwrap().to_u64();
+    let out = stroom(&[
+        "query",
+        "--store",
+        &dir.path().join("store").to_string_lossy(),
+        "--format",
+        "csv",
+        &format!("{total}{cell}"),
+    ]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "devices\n37\n", "20 and 17 in one cell-hour");
 }

@@ -42,7 +42,9 @@ pub(crate) fn ingest_surge(
     }
     let surge = scratch.join(format!("surge-{segment}.csv"));
     std::fs::write(&surge, csv).unwrap();
-    let out = stroom(&["ingest", "density", surge.to_str().unwrap(), "--store", store.to_str().unwrap()]);
+    // The surge adds to the devices stored in those cells and hours.
+    let out =
+        stroom(&["ingest", "density", surge.to_str().unwrap(), "--store", store.to_str().unwrap(), "--add-to-stored"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
 

@@ -295,6 +295,22 @@ fn uploads_ingest_like_the_command_line_and_refuse_bad_files_naming_line_column_
     let hours = query(&http_store, "SELECT COUNT(DISTINCT ts) AS hours FROM density WHERE day >= DATE '2024-05-12'");
     assert_eq!(hours, "hours\n192\n", "8 days of 24 hours from four concurrent uploads");
 
+    // A supplementary delivery of day 12 (another provider's devices) adds
+    // to the stored cell-hours when asked to, and only then.
+    let supplement = density_csv(12, 1).replace(",50.72,1.61,", ",50.7201,1.6101,");
+    let sum = "SELECT SUM(count) AS devices FROM density WHERE day = DATE '2024-05-12'";
+    let day_12 = query(&http_store, sum);
+    http.post("/v1/ingest/density?name=provider-b", Some(&ingest), &csv_type, supplement.as_bytes()).problem(422);
+    let reply = http.post(
+        "/v1/ingest/density?name=provider-b&add_to_stored=true",
+        Some(&ingest),
+        &csv_type,
+        supplement.as_bytes(),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.text());
+    let added = reply.json()["rows_written"].as_u64().unwrap();
+    assert!(added > 0 && query(&http_store, sum) != day_12, "{day_12}");
+
     // The audit log has every upload with its hash, rows and suppressed count.
     assert!(http.server.stop());
     let lines: Vec<Value> = std::fs::read_to_string(&audit)
@@ -304,7 +320,7 @@ fn uploads_ingest_like_the_command_line_and_refuse_bad_files_naming_line_column_
         .collect();
     let uploads: Vec<&Value> =
         lines.iter().filter(|l| l["path"].as_str().unwrap().starts_with("/v1/ingest/")).collect();
-    assert_eq!(uploads.len(), 3 + 1 + 1 + 4 + 7 + 4 + 4, "{uploads:#?}");
+    assert_eq!(uploads.len(), 3 + 1 + 1 + 4 + 7 + 4 + 4 + 2, "{uploads:#?}");
     let first_line = uploads[0];
     assert_eq!(first_line["status"], 201);
     assert_eq!(first_line["role"], "ingest");

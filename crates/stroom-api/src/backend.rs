@@ -10,8 +10,8 @@ use chrono::NaiveDate;
 use stroom_core::{Cell, Route};
 
 use crate::dto::{
-    Alert, ArrivalsUpload, BacktestRequest, Capacity, CellSeries, IngestResult, MapLayer, MetricsEntry, RouteNowcast,
-    RouteSeries, Scenario, ScenarioRequest, SeriesLevel, StationCapacity, TargetForecast, TimeResolution,
+    Alert, ArrivalsUpload, BacktestRequest, Capacity, CellSeries, DensityUpload, IngestResult, MapLayer, MetricsEntry,
+    RouteNowcast, RouteSeries, Scenario, ScenarioRequest, SeriesLevel, StationCapacity, TargetForecast, TimeResolution,
 };
 
 /// The future a [`Backend`] method returns.
@@ -164,7 +164,11 @@ pub trait Backend: Send + Sync + 'static {
     /// Ingests an uploaded density file (CSV, possibly gzip or zstd, or
     /// Parquet) at `path`, exactly as `stroom ingest density` would: one
     /// commit or none. The file's name is the delivery's name.
-    fn ingest_density<'a>(&'a self, path: &'a std::path::Path) -> BackendFuture<'a, IngestResult>;
+    fn ingest_density<'a>(
+        &'a self,
+        path: &'a std::path::Path,
+        options: &'a DensityUpload,
+    ) -> BackendFuture<'a, IngestResult>;
 
     /// Ingests an uploaded arrivals CSV at `path`, as `stroom ingest
     /// arrivals` would with the same options.

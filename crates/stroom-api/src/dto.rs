@@ -813,6 +813,10 @@ pub struct DensityUpload {
     /// The delivery's name, recorded with its commit and used in error
     /// messages (letters, digits, `.`, `_`, `-`; `upload` when absent).
     pub name: Option<String>,
+    /// Add the counts to cell-hours already stored (a supplementary
+    /// delivery, such as a second provider's devices); when false (the
+    /// default) a delivery that repeats a stored cell-hour is refused.
+    pub add_to_stored: Option<bool>,
 }
 
 /// What an empty count in an arrivals upload means.

@@ -1183,7 +1183,7 @@ pub(crate) async fn ingest_density(
     };
     let outcome = {
         let _turn = state.uploads.lock().await;
-        state.backend.ingest_density(&upload.path).await
+        state.backend.ingest_density(&upload.path, &query).await
     };
     match outcome {
         Ok(result) => upload_response(TABLE, &upload, result),

@@ -13,9 +13,9 @@ use datafusion::arrow::datatypes::{Date32Type, Float64Type, Int32Type, Int64Type
 use serde_json::Value;
 use stroom_api::{
     Alert, ArrivalsUpload, Backend, BackendError, BackendFuture, BacktestRequest, Capacity, CellSeries,
-    CellSeriesPoint, EmptyCount, ForecastParts, ForecastRow, ForecastRun, ForecastSnapshot, IngestResult, IngestStatus,
-    MapFormat, MapLayer, MetricsEntry, RouteNowcast, RouteSeries, RouteSeriesPoint, Scenario, ScenarioRequest,
-    SeriesLevel, StationCapacity, TargetForecast, TimeResolution,
+    CellSeriesPoint, DensityUpload, EmptyCount, ForecastParts, ForecastRow, ForecastRun, ForecastSnapshot,
+    IngestResult, IngestStatus, MapFormat, MapLayer, MetricsEntry, RouteNowcast, RouteSeries, RouteSeriesPoint,
+    Scenario, ScenarioRequest, SeriesLevel, StationCapacity, TargetForecast, TimeResolution,
 };
 use stroom_core::{Cell, DEFAULT_BUFFER_RINGS, DEFAULT_ROUTE_RESOLUTION, Resolution, Route, days_to_date};
 use stroom_model::ModelKind;
@@ -525,8 +525,12 @@ impl Backend for StoreBackend {
         Box::pin(on_worker(move || async move { Ok(crate::scenario::scenario_page(&store?, &routes, &run_id).await?) }))
     }
 
-    fn ingest_density<'a>(&'a self, path: &'a std::path::Path) -> BackendFuture<'a, IngestResult> {
-        let (store, path) = (self.open(), path.to_owned());
+    fn ingest_density<'a>(
+        &'a self,
+        path: &'a std::path::Path,
+        options: &'a DensityUpload,
+    ) -> BackendFuture<'a, IngestResult> {
+        let (store, path, add_to_stored) = (self.open(), path.to_owned(), options.add_to_stored.unwrap_or(false));
         Box::pin(async move {
             let store = store?;
             on_worker(move || async move {
@@ -536,7 +540,10 @@ impl Backend for StoreBackend {
                     None => Resolution::new(i64::from(DEFAULT_ROUTE_RESOLUTION)).map_err(PipelineError::from)?,
                 };
                 let k = store.privacy_k().await.map_err(&refused)?;
-                let ingest = stroom_store::DensityIngest::new(resolution, k).map_err(&refused)?;
+                let ingest = stroom_store::DensityIngest {
+                    add_to_stored,
+                    ..stroom_store::DensityIngest::new(resolution, k).map_err(&refused)?
+                };
                 let report = ingest.run(&store, std::slice::from_ref(&path), &|_| {}).await.map_err(&refused)?;
                 let source = report.sources.first().ok_or_else(|| BackendError::Failed("no source read".into()))?;
                 let already = source.already_ingested;

@@ -59,6 +59,10 @@ pub struct DensityIngest {
     /// Distinct (cell, hour) keys held in memory (24 bytes each) before
     /// sorted runs spill to temporary files: the memory bound of an ingest.
     pub spill_entries: usize,
+    /// Counts of a (cell, hour) already stored are added to it (a
+    /// supplementary delivery: another provider's devices in the same cells
+    /// and hours) instead of refusing the delivery.
+    pub add_to_stored: bool,
 }
 
 /// One input file of an ingest.
@@ -367,7 +371,7 @@ impl DensityIngest {
         if k < MIN_K {
             return Err(StoreError::Option(format!("k = {k} is below the minimum threshold {MIN_K}")));
         }
-        Ok(Self { resolution, k, spill_entries: DEFAULT_SPILL_ENTRIES })
+        Ok(Self { resolution, k, spill_entries: DEFAULT_SPILL_ENTRIES, add_to_stored: false })
     }
 
     /// Ingests the files at `paths` (files, or folders of `.csv`/`.parquet`
@@ -383,7 +387,11 @@ impl DensityIngest {
         progress: Progress<'_>,
     ) -> Result<DensityReport, StoreError> {
         let started = std::time::Instant::now();
-        let ingest = Self { spill_entries: self.spill_entries.max(1), ..Self::new(self.resolution, self.k)? };
+        let ingest = Self {
+            spill_entries: self.spill_entries.max(1),
+            add_to_stored: self.add_to_stored,
+            ..Self::new(self.resolution, self.k)?
+        };
         let existing = store.table(TableName::Density).await?;
         let version_before = existing.as_ref().and_then(|t| t.version());
         let mut seen = match &existing {
@@ -425,7 +433,7 @@ impl DensityIngest {
         // is complete for the version this ingest builds on; otherwise it
         // catches up from the files after the commit.
         let append_rollup = crate::daily::is_current(store, version_before).await?;
-        let mut delivered = DeliveredKeys::start(existing.as_ref())?;
+        let mut delivered = DeliveredKeys::start(existing.as_ref().filter(|_| !ingest.add_to_stored))?;
         let mut rollup: Option<DailyRollup> = None;
         // Any error stops the pass and is handled below, after the writers
         // are finished, so that whatever was written is removed.

@@ -99,7 +99,8 @@ pub(crate) async fn run(args: &DemoArgs) -> Result<()> {
     crate::ingest_arrivals(&store, &sim.join("arrivals.csv"), &ArrivalsIngest::default()).await?;
 
     println!("\n# Simulated hourly device counts per H3 cell");
-    crate::ingest_density(&store, &[sim.join("density")], stroom_core::DEFAULT_ROUTE_RESOLUTION, DEFAULT_K).await?;
+    crate::ingest_density(&store, &[sim.join("density")], stroom_core::DEFAULT_ROUTE_RESOLUTION, DEFAULT_K, false)
+        .await?;
 
     println!("\n# What the store holds");
     crate::print_tables(&store.summaries().await?)?;

@@ -115,6 +115,11 @@ enum IngestCommand {
         /// k-anonymity threshold: counts below k per cell and hour are suppressed (at least 15).
         #[arg(long, default_value_t = DEFAULT_K)]
         k: u32,
+        /// Add the counts to cell-hours already stored (a supplementary
+        /// delivery, such as a second provider's devices) instead of
+        /// refusing a delivery that repeats stored cell-hours.
+        #[arg(long)]
+        add_to_stored: bool,
     },
     /// Official daily arrivals per station: a CSV with date,station,count, or
     /// date,count with --station, or other layouts with the column options.
@@ -178,8 +183,8 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Forecast(args) => forecast::forecast(&args).await.map(|_| ()),
         Command::Scenario(args) => scenario::run(&args).await,
         Command::Ingest { what } => match what {
-            IngestCommand::Density { paths, store, resolution, k } => {
-                ingest_density(&store.create()?, &paths, resolution, k).await.map(|_| ())
+            IngestCommand::Density { paths, store, resolution, k, add_to_stored } => {
+                ingest_density(&store.create()?, &paths, resolution, k, add_to_stored).await.map(|_| ())
             }
             IngestCommand::Arrivals { file, store, station, date_column, count_column, station_column, empty } => {
                 let ingest = ArrivalsIngest {
@@ -219,9 +224,10 @@ pub(crate) async fn ingest_density(
     paths: &[PathBuf],
     resolution: u8,
     k: u32,
+    add_to_stored: bool,
 ) -> Result<stroom_store::DensityReport> {
     let resolution = Resolution::new(i64::from(resolution))?;
-    let ingest = DensityIngest::new(resolution, k)?;
+    let ingest = DensityIngest { add_to_stored, ..DensityIngest::new(resolution, k)? };
     let total: u64 = paths.iter().map(|p| walk_size(p)).sum();
     let bar = ProgressBar::new(total).with_style(
         ProgressStyle::with_template("{spinner} ingest {bytes}/{total_bytes} {wide_bar} {eta}")
