@@ -1126,6 +1126,45 @@ fn sees_scenario(key: &KeyRecord, closure: &ScenarioRequest) -> Result<(), ApiEr
     Ok(())
 }
 
+/// What an upload delivers, with its options.
+enum Delivery<'q> {
+    Density(&'q DensityUpload),
+    Arrivals(&'q ArrivalsUpload),
+}
+
+/// An upload from the permission check to the answer: the body to a local
+/// file, then one ingest at a time.
+async fn deliver(
+    state: &AppState,
+    caller: Option<Caller>,
+    delivery: Delivery<'_>,
+    headers: &HeaderMap,
+    body: axum::body::Body,
+) -> Response {
+    let (table, name) = match &delivery {
+        Delivery::Density(query) => ("density", query.name.as_deref()),
+        Delivery::Arrivals(query) => ("arrivals", query.name.as_deref()),
+    };
+    if let Err(error) = state.require(caller, Permission::Deliver) {
+        return upload_refused(table, None, error);
+    }
+    let upload = match crate::upload::receive(state, headers, body, name).await {
+        Ok(upload) => upload,
+        Err(error) => return upload_refused(table, None, error),
+    };
+    let outcome = {
+        let _turn = state.uploads.lock().await;
+        match delivery {
+            Delivery::Density(query) => state.backend.ingest_density(&upload.path, query).await,
+            Delivery::Arrivals(query) => state.backend.ingest_arrivals(&upload.path, query).await,
+        }
+    };
+    match outcome {
+        Ok(result) => upload_response(table, &upload, result),
+        Err(error) => upload_refused(table, Some(&upload), error.into()),
+    }
+}
+
 /// The response to an upload, with what the audit log records of it.
 fn upload_response(table: &'static str, upload: &crate::upload::Upload, result: IngestResult) -> Response {
     let status = if result.status == IngestStatus::AlreadyIngested { StatusCode::OK } else { StatusCode::CREATED };
@@ -1173,22 +1212,7 @@ pub(crate) async fn ingest_density(
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Response {
-    const TABLE: &str = "density";
-    if let Err(error) = state.require(caller, Permission::Deliver) {
-        return upload_refused(TABLE, None, error);
-    }
-    let upload = match crate::upload::receive(&state, &headers, body, query.name.as_deref()).await {
-        Ok(upload) => upload,
-        Err(error) => return upload_refused(TABLE, None, error),
-    };
-    let outcome = {
-        let _turn = state.uploads.lock().await;
-        state.backend.ingest_density(&upload.path, &query).await
-    };
-    match outcome {
-        Ok(result) => upload_response(TABLE, &upload, result),
-        Err(error) => upload_refused(TABLE, Some(&upload), error.into()),
-    }
+    deliver(&state, caller, Delivery::Density(&query), &headers, body).await
 }
 
 /// Uploads official daily arrivals (ingest role): a CSV file (`date,station,count`,
@@ -1221,22 +1245,7 @@ pub(crate) async fn ingest_arrivals(
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Response {
-    const TABLE: &str = "arrivals";
-    if let Err(error) = state.require(caller, Permission::Deliver) {
-        return upload_refused(TABLE, None, error);
-    }
-    let upload = match crate::upload::receive(&state, &headers, body, query.name.as_deref()).await {
-        Ok(upload) => upload,
-        Err(error) => return upload_refused(TABLE, None, error),
-    };
-    let outcome = {
-        let _turn = state.uploads.lock().await;
-        state.backend.ingest_arrivals(&upload.path, &query).await
-    };
-    match outcome {
-        Ok(result) => upload_response(TABLE, &upload, result),
-        Err(error) => upload_refused(TABLE, Some(&upload), error.into()),
-    }
+    deliver(&state, caller, Delivery::Arrivals(&query), &headers, body).await
 }
 
 /// Runs a closure scenario from the latest data (analyst): the baseline

@@ -23,7 +23,7 @@ use datafusion::arrow::datatypes::{
 };
 use datafusion::object_store::ObjectStoreExt;
 use datafusion::parquet::arrow::ProjectionMask;
-use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use datafusion::parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 use deltalake::DeltaTable;
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
 use deltalake::kernel::{Action, Add, DataType as DeltaType, StructField};
@@ -228,25 +228,35 @@ fn object_paths(table: &DeltaTable) -> Result<Vec<String>, StoreError> {
     Ok(snapshot.log_data().into_iter().map(|add| add.object_store_path().to_string()).collect())
 }
 
-/// Adds the rows of one density file to the rollup.
-async fn roll_up_file(density: &DeltaTable, file: &str, rollup: &mut DailyRollup) -> Result<(), StoreError> {
-    let path = deltalake::Path::from(file);
+/// The batches of `columns` of one stored density file (`file`: its path in
+/// the table's object store).
+pub(crate) async fn density_file_columns(
+    density: &DeltaTable,
+    file: &str,
+    columns: &[&str],
+) -> Result<ParquetRecordBatchReader, StoreError> {
     let problem = |problem: String| StoreError::Parquet { path: file.into(), problem };
     let bytes = density
         .object_store()
-        .get(&path)
+        .get(&deltalake::Path::from(file))
         .await
         .map_err(|e| problem(e.to_string()))?
         .bytes()
         .await
         .map_err(|e| problem(e.to_string()))?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| problem(e.to_string()))?;
-    let columns: Vec<usize> = ["cell", "ts", "count"]
+    let indices: Vec<usize> = columns
         .iter()
         .map(|name| builder.schema().index_of(name).map_err(|_| problem(format!("no column {name} in a density file"))))
         .collect::<Result<_, _>>()?;
-    let mask = ProjectionMask::roots(builder.parquet_schema(), columns);
-    let reader = builder.with_projection(mask).with_batch_size(65_536).build().map_err(|e| problem(e.to_string()))?;
+    let mask = ProjectionMask::roots(builder.parquet_schema(), indices);
+    builder.with_projection(mask).with_batch_size(65_536).build().map_err(|e| problem(e.to_string()))
+}
+
+/// Adds the rows of one density file to the rollup.
+async fn roll_up_file(density: &DeltaTable, file: &str, rollup: &mut DailyRollup) -> Result<(), StoreError> {
+    let problem = |problem: String| StoreError::Parquet { path: file.into(), problem };
+    let reader = density_file_columns(density, file, &["cell", "ts", "count"]).await?;
     for batch in reader {
         let batch = batch.map_err(|e| problem(e.to_string()))?;
         let index = |name: &str| batch.schema().index_of(name).map_err(|e| problem(e.to_string()));

@@ -11,9 +11,6 @@ use std::collections::{BTreeMap, HashSet};
 
 use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::datatypes::{Int64Type, TimestampMicrosecondType};
-use datafusion::object_store::ObjectStoreExt;
-use datafusion::parquet::arrow::ProjectionMask;
-use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use deltalake::DeltaTable;
 
 use crate::StoreError;
@@ -99,24 +96,13 @@ impl DeliveredKeys {
 }
 
 /// Passes every (cell, ts) of one stored density file to `each`.
-async fn read_keys(table: &DeltaTable, file: &str, each: &mut dyn FnMut((u64, i64))) -> Result<(), StoreError> {
+async fn read_keys(
+    table: &DeltaTable,
+    file: &str,
+    each: &mut (dyn FnMut((u64, i64)) + Send),
+) -> Result<(), StoreError> {
     let problem = |problem: String| StoreError::Parquet { path: file.into(), problem };
-    let bytes = table
-        .object_store()
-        .get(&deltalake::Path::from(file))
-        .await
-        .map_err(|e| problem(e.to_string()))?
-        .bytes()
-        .await
-        .map_err(|e| problem(e.to_string()))?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| problem(e.to_string()))?;
-    let columns: Vec<usize> = ["cell", "ts"]
-        .iter()
-        .map(|name| builder.schema().index_of(name).map_err(|_| problem(format!("no column {name} in a density file"))))
-        .collect::<Result<_, _>>()?;
-    let mask = ProjectionMask::roots(builder.parquet_schema(), columns);
-    let reader = builder.with_projection(mask).with_batch_size(65_536).build().map_err(|e| problem(e.to_string()))?;
-    for batch in reader {
+    for batch in crate::daily::density_file_columns(table, file, &["cell", "ts"]).await? {
         let batch = batch.map_err(|e| problem(e.to_string()))?;
         let index = |name: &str| batch.schema().index_of(name).map_err(|e| problem(e.to_string()));
         let cells = batch.column(index("cell")?).as_primitive::<Int64Type>();
