@@ -119,14 +119,6 @@ impl From<BackendError> for ApiError {
     }
 }
 
-/// A value as an error message quotes it: at most 64 characters of it.
-pub(crate) fn shown(value: &str) -> String {
-    match value.char_indices().nth(64) {
-        None => value.to_owned(),
-        Some((end, _)) => format!("{}…", &value[..end]),
-    }
-}
-
 pub(crate) async fn not_found() -> ApiError {
     ApiError::NotFound("there is no such endpoint; see /openapi.json".into())
 }

@@ -102,7 +102,7 @@ fn check_media_type(headers: &HeaderMap) -> Result<(), ApiError> {
         Err(ApiError::UnsupportedMediaType(format!(
             "Content-Type '{}' is not an upload stroom reads: send CSV (text/csv, possibly gzip or zstd \
              compressed) or Parquet (application/vnd.apache.parquet)",
-            crate::handlers::shown(text)
+            stroom_store::quoted(text)
         )))
     }
 }
@@ -119,7 +119,7 @@ fn base_name(name: Option<&str>) -> Result<String, ApiError> {
         return Err(ApiError::BadRequest(format!(
             "name='{}' is not a delivery name: 1 to {NAME_CHARS} letters, digits, '.', '_' or '-', \
              not starting with '.'",
-            crate::handlers::shown(name)
+            stroom_store::quoted(name)
         )));
     }
     let lower = name.to_ascii_lowercase();

@@ -188,7 +188,7 @@ const QUOTED_CHARS: usize = 64;
 
 /// A value as an error quotes it: whole when short, else its first
 /// [`QUOTED_CHARS`] characters and its length.
-pub(crate) fn quoted(value: &str) -> String {
+pub fn quoted(value: &str) -> String {
     match value.char_indices().nth(QUOTED_CHARS) {
         None => value.to_owned(),
         Some((end, _)) => format!("{}… ({} bytes in all)", &value[..end], value.len()),

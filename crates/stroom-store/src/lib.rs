@@ -50,6 +50,7 @@ pub use arrivals::{ArrivalsIngest, ArrivalsReport, EmptyCounts};
 pub use daily::{catch_up_daily, daily_table_for, density_daily_schema};
 pub use density::{DEFAULT_SPILL_ENTRIES, DensityIngest, DensityReport, SourceFile};
 pub use error::{Location, StoreError};
+pub use input::quoted;
 pub use location::{StorageOptions, StroomObjectStores, check_storage_options, is_s3, s3_store};
 pub use runs::{RUN_VALUE_COLUMNS, backtests_schema, forecasts_schema, scenarios_schema};
 pub use schema::{DEFAULT_K, MIN_K, TableName, arrivals_schema, density_schema};
