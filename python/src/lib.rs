@@ -28,7 +28,7 @@ use stroom_core::{Cell, DEFAULT_BUFFER_RINGS, DEFAULT_ROUTE_RESOLUTION, Resoluti
 use stroom_model::ModelKind;
 use stroom_pipeline::{BacktestRun, BacktestSpec, ForecastRun, ForecastSpec, ModelOptions, PipelineError, Target};
 use stroom_query::{Engine, QueryError, QuerySession, SeriesGranularity, Vintage};
-use stroom_store::{ArrivalsIngest, DensityIngest, EmptyCounts, StorageOptions, StoreError};
+use stroom_store::{ArrivalsIngest, DensityIngest, EmptyCounts, OnStored, StorageOptions, StoreError};
 
 create_exception!(_stroom, StroomError, PyException, "Any error of stroom; the message names the cause.");
 create_exception!(_stroom, StoreError_, StroomError, "Opening, reading or writing a store failed.");
@@ -765,7 +765,7 @@ fn simulate(
 
 /// Ingests provider density files (CSV or Parquet files or folders).
 #[pyfunction]
-#[pyo3(signature = (store, paths, resolution=7, k=15, add_to_stored=false))]
+#[pyo3(signature = (store, paths, resolution=7, k=15, add_to_stored=false, replace=false))]
 fn ingest_density(
     py: Python<'_>,
     store: &Store,
@@ -773,13 +773,20 @@ fn ingest_density(
     resolution: u8,
     k: u32,
     add_to_stored: bool,
+    replace: bool,
 ) -> PyResult<Py<PyAny>> {
     let paths: Vec<PathBuf> = match paths.extract::<PathBuf>() {
         Ok(one) => vec![one],
         Err(_) => paths.extract()?,
     };
     let resolution = Resolution::new(i64::from(resolution)).map_err(|e| to_py(e.into()))?;
-    let ingest = DensityIngest { add_to_stored, ..DensityIngest::new(resolution, k).map_err(|e| to_py(e.into()))? };
+    let on_stored = match (add_to_stored, replace) {
+        (true, true) => return Err(PyValueError::new_err("add_to_stored and replace exclude each other")),
+        (true, false) => OnStored::Add,
+        (false, true) => OnStored::Replace,
+        (false, false) => OnStored::Refuse,
+    };
+    let ingest = DensityIngest { on_stored, ..DensityIngest::new(resolution, k).map_err(|e| to_py(e.into()))? };
     let handle = store.store.clone();
     let report = block_on(py, async move { Ok(ingest.run(&handle, &paths, &|_| {}).await?) }, None)?;
     let sources: Vec<serde_json::Value> = report
@@ -798,6 +805,7 @@ fn ingest_density(
         "cells": report.cells,
         "suppressed": report.suppressed,
         "rows_written": report.rows_written,
+        "replaced": report.replaced,
         "days": report.days,
         "version_before": report.version_before,
         "version": report.version,
@@ -900,12 +908,17 @@ fn real_uk_arrivals_csv() -> &'static str {
 
 /// Adds a key to a key file; returns its bearer token (shown only here).
 #[pyfunction]
-#[pyo3(signature = (keys, role, routes=None))]
-fn create_key(keys: PathBuf, role: &str, routes: Option<Vec<String>>) -> PyResult<String> {
+#[pyo3(signature = (keys, role, routes=None, expires=None))]
+fn create_key(keys: PathBuf, role: &str, routes: Option<Vec<String>>, expires: Option<String>) -> PyResult<String> {
     let role: stroom_api::Role = role.parse().map_err(|e: String| PyValueError::new_err(e))?;
-    let created = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let now = chrono::Utc::now();
+    let created = now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let expires = expires
+        .map(|text| stroom_api::expiry(&text, now).map_err(PyValueError::new_err))
+        .transpose()?
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
     let routes = routes.map(|r| r.into_iter().collect::<BTreeSet<String>>());
-    let (token, _) = stroom_api::KeyFile::create_key(&keys, role, routes, created)
+    let (token, _) = stroom_api::KeyFile::create_key(&keys, role, routes, created, expires)
         .map_err(|e| StroomError::new_err(stroom_pipeline::chain_text(&e)))?;
     Ok(token)
 }
@@ -976,8 +989,12 @@ impl Server {
                         stroom_pipeline::StoreBackend::new(location, options, Engine::Local, routes)
                             .with_capacities(capacities, stroom_pipeline::DEFAULT_ALERT_LEVEL),
                     );
-                    let config =
-                        stroom_api::ApiConfig { keys: key_file, audit_log: audit, ..stroom_api::ApiConfig::default() };
+                    let config = stroom_api::ApiConfig {
+                        keys: key_file,
+                        keys_file: Some(keys),
+                        audit_log: audit,
+                        ..stroom_api::ApiConfig::default()
+                    };
                     stroom_api::serve(listener, backend, config, async move {
                         let _ = stop_rx.await;
                     })

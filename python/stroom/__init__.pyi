@@ -324,6 +324,7 @@ def ingest_density(
     resolution: int = 7,
     k: int = 15,
     add_to_stored: bool = False,
+    replace: bool = False,
 ) -> Dict[str, Any]:
     """Ingests hourly device counts: CSV (also gzip or zstd) or Parquet files
     (or folders of them) with columns ``ts,lat,lon,count`` or
@@ -331,9 +332,12 @@ def ingest_density(
     below ``k`` (at least 15) are suppressed. One commit, or none; a file
     ingested before is skipped, and a delivery that repeats a (cell, hour)
     already stored is refused unless ``add_to_stored`` (a supplementary
-    delivery, such as a second provider's devices) adds it.
+    delivery, such as a second provider's devices) adds it, or ``replace``
+    (a corrected delivery) replaces every stored cell-hour of the hours the
+    files cover, in the same commit.
 
-    Returns rows_read, cell_hours, cells, suppressed, rows_written, days,
+    Returns rows_read, cell_hours, cells, suppressed, rows_written,
+    replaced (stored cell-hours replaced), days,
     version_before, version and sources (path, sha256, rows,
     already_ingested per file).
 
@@ -373,13 +377,19 @@ def real_uk_arrivals_csv() -> str:
 # The API server and its keys.
 
 def create_key(
-    keys: _Path, role: Literal["viewer", "analyst", "ingest", "admin"], routes: Optional[Sequence[str]] = None
+    keys: _Path,
+    role: Literal["viewer", "analyst", "ingest", "admin"],
+    routes: Optional[Sequence[str]] = None,
+    expires: Optional[str] = None,
 ) -> str:
     """Appends a key with ``role`` (limited to ``routes`` when given) to the
     keys file ``keys`` (TOML; only a hash of the token is stored) and
-    returns its bearer token, which is shown only this once. Raises
-    ValueError for an unknown role, StroomError when the file cannot be
-    written."""
+    returns its bearer token, which is shown only this once. ``expires``
+    is a duration from now (``"90d"``, ``"12h"``, ``"30m"``, ``"2w"``) or a
+    time (RFC 3339 or ``YYYY-MM-DD``); the key never expires when absent.
+    A running server reads the keys file again when it changes. Raises
+    ValueError for an unknown role or expiry, StroomError when the file
+    cannot be written."""
 
 class Server:
     """The REST API (the same server as ``stroom serve``) on a loopback

@@ -365,6 +365,8 @@ class Client:
         count_column: Optional[str] = None,
         station_column: Optional[str] = None,
         empty: Optional[str] = None,
+        add_to_stored: bool = False,
+        replace: bool = False,
     ) -> Dict[str, Any]:
         """Uploads a provider file (ingest keys; ``POST /v1/ingest/{table}``
         with ``table`` ``"density"`` or ``"arrivals"``): a path, streamed from
@@ -372,14 +374,20 @@ class Client:
         density, Parquet; the server validates and commits it exactly as
         ``stroom ingest`` does. ``name`` is the delivery's name (the file's
         name for a path); the arrivals options are those of ``stroom ingest
-        arrivals``. Returns what the upload did: ``status`` (``ingested`` or
-        ``already_ingested``), ``sha256``, ``rows_read``, ``rows_written``,
+        arrivals``. For density, ``replace`` makes the file a corrected
+        delivery (every stored cell-hour of the hours it covers is replaced;
+        ``replaced_cell_hours`` says how many) and ``add_to_stored`` a
+        supplementary one; by default a file that repeats a stored
+        cell-hour is refused. Returns what the upload did: ``status``
+        (``ingested`` or ``already_ingested``), ``sha256``, ``rows_read``, ``rows_written``,
         ``suppressed``, the table versions. A refused file raises ApiError
         with status 422, its detail naming the line, column and value."""
         if table not in ("density", "arrivals"):
             raise ValueError(f"table={table!r} is not one of 'density', 'arrivals'")
         query: Dict[str, Any] = {"name": name}
         if table == "arrivals":
+            if add_to_stored or replace:
+                raise ValueError("add_to_stored and replace are density options")
             query.update(
                 station=station,
                 date_column=date_column,
@@ -387,8 +395,12 @@ class Client:
                 station_column=station_column,
                 empty=empty,
             )
-        elif any(v is not None for v in (station, date_column, count_column, station_column, empty)):
-            raise ValueError("station, date_column, count_column, station_column and empty are arrivals options")
+        else:
+            if any(v is not None for v in (station, date_column, count_column, station_column, empty)):
+                raise ValueError("station, date_column, count_column, station_column and empty are arrivals options")
+            if add_to_stored and replace:
+                raise ValueError("add_to_stored and replace exclude each other")
+            query.update(add_to_stored="true" if add_to_stored else None, replace="true" if replace else None)
         if isinstance(source, (bytes, bytearray)):
             return self._request("POST", f"/v1/ingest/{table}", query, content=bytes(source)).object()
         path = os.fspath(source)

@@ -6,7 +6,7 @@ use std::path::Path;
 use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
 use datafusion::parquet::record::RowAccessor;
 use stroom_core::{Cell, Resolution};
-use stroom_store::{ArrivalsIngest, DensityIngest, EmptyCounts, Store, TableName};
+use stroom_store::{ArrivalsIngest, DensityIngest, EmptyCounts, OnStored, Store, TableName};
 
 use crate::support::{python, repo_root, runtime, stroom};
 
@@ -331,7 +331,7 @@ fn a_delivery_that_repeats_stored_cell_hours_is_refused_not_counted_twice() {
 "
         ),
     );
-    let add = DensityIngest { add_to_stored: true, ..ingest(7) };
+    let add = DensityIngest { on_stored: OnStored::Add, ..ingest(7) };
     assert_eq!(rt.block_on(add.run(&store, &[second], &noop)).unwrap().rows_written, 1);
     assert_eq!(devices(&store), (3, "132".to_owned()));
     let total = "SELECT SUM(count) AS devices FROM density WHERE ts = TIMESTAMP '2024-05-01T10:00:00Z' AND cell = ";
@@ -345,4 +345,208 @@ fn a_delivery_that_repeats_stored_cell_hours_is_refused_not_counted_twice() {
         &format!("{total}{cell}"),
     ]);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "devices\n37\n", "20 and 17 in one cell-hour");
+}
+
+/// The (cell, hour) counts a store should hold: deliveries applied to a map
+/// the way `--replace` and a plain ingest are documented to work.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+struct Expected(std::collections::BTreeMap<(u64, i64), u64>);
+
+impl Expected {
+    /// Applies a delivery of `(cell, hour in µs, count)` rows: summed per
+    /// key, below 15 left out; with `replace`, the stored rows of every hour
+    /// the delivery covers go first.
+    fn apply(&mut self, rows: &[(u64, i64, u64)], replace: bool) {
+        if replace {
+            let hours: std::collections::BTreeSet<i64> = rows.iter().map(|r| r.1).collect();
+            self.0.retain(|(_, ts), _| !hours.contains(ts));
+        }
+        let mut summed = std::collections::BTreeMap::new();
+        for &(cell, ts, count) in rows {
+            *summed.entry((cell, ts)).or_insert(0) += count;
+        }
+        self.0.extend(summed.into_iter().filter(|&(_, count)| count >= 15));
+    }
+
+    /// `cell,day,devices,cell_hours` lines, as the rollup should hold them.
+    fn daily(&self) -> String {
+        let mut days: std::collections::BTreeMap<(u64, String), (u64, u64)> = Default::default();
+        for (&(cell, ts), &count) in &self.0 {
+            let day = chrono::DateTime::from_timestamp_micros(ts).unwrap().format("%Y-%m-%d").to_string();
+            let entry = days.entry((cell, day)).or_default();
+            entry.0 += count;
+            entry.1 += 1;
+        }
+        days.iter().map(|((cell, day), (devices, hours))| format!("{cell},{day},{devices},{hours}\n")).collect()
+    }
+
+    fn hourly(&self) -> String {
+        self.0.iter().map(|((cell, ts), count)| format!("{cell},{ts},{count}\n")).collect()
+    }
+}
+
+#[test]
+fn corrected_deliveries_replace_the_hours_they_cover_and_the_rollup_follows() {
+    let dir = tempfile::tempdir().unwrap();
+    let store_dir = dir.path().join("store");
+    let store_arg = store_dir.to_string_lossy().into_owned();
+    let store = Store::open(&store_arg).unwrap();
+    let rt = runtime();
+    let res7 = Resolution::new(7).unwrap();
+    let cells: Vec<u64> = [(51.0, 1.9), (48.8566, 2.3522), (50.95, 2.4), (51.2, 2.9), (50.72, 1.61)]
+        .iter()
+        .map(|&(lat, lon)| Cell::from_lat_lng(lat, lon, res7).unwrap().to_u64())
+        .collect();
+    assert_eq!(cells.iter().collect::<std::collections::BTreeSet<_>>().len(), 5, "five distinct cells");
+    let hour = |day: u32, h: u32| {
+        chrono::NaiveDate::from_ymd_opt(2024, 5, day)
+            .unwrap()
+            .and_hms_opt(h, 0, 0)
+            .unwrap()
+            .and_utc()
+            .timestamp_micros()
+    };
+    let csv = |rows: &[(u64, i64, u64)]| {
+        let mut text = String::from("ts,cell,count\n");
+        for &(cell, ts, count) in rows {
+            // Minutes into the hour, as providers deliver them.
+            let at = chrono::DateTime::from_timestamp_micros(ts + 17 * 60 * 1_000_000).unwrap();
+            text += &format!("{},{:x},{count}\n", at.format("%Y-%m-%dT%H:%M:%SZ"), cell);
+        }
+        text
+    };
+    let stored = || {
+        let query = |sql: &str| {
+            let out = stroom(&["query", "--store", &store_arg, "--format", "csv", sql]);
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            String::from_utf8_lossy(&out.stdout).lines().skip(1).map(|l| format!("{l}\n")).collect::<String>()
+        };
+        (
+            query("SELECT cell, CAST(ts AS BIGINT) AS ts, count FROM density ORDER BY cell, ts"),
+            query(
+                "SELECT cell, CAST(day AS VARCHAR) AS day, SUM(devices) AS devices, SUM(cell_hours) AS cell_hours \
+                 FROM density_daily GROUP BY cell, day ORDER BY cell, day",
+            ),
+        )
+    };
+    let check = |expected: &Expected, what: &str| {
+        let (hourly, daily) = stored();
+        assert_eq!(hourly, expected.hourly(), "hourly counts after {what}");
+        assert_eq!(daily, expected.daily(), "the rollup after {what}");
+    };
+    let replace = DensityIngest { on_stored: OnStored::Replace, ..ingest(7) };
+    let mut expected = Expected::default();
+
+    // Day 1, hours 8–12, four cells; day 2, hour 10; then a second delivery
+    // of day 1, hours 13–14: day 1 has two files.
+    let mut first = Vec::new();
+    for h in 8..=12 {
+        for (i, &cell) in cells[..4].iter().enumerate() {
+            first.push((cell, hour(1, h), 20 + 10 * i as u64 + u64::from(h)));
+        }
+    }
+    first.push((cells[0], hour(2, 10), 40));
+    let later: Vec<_> =
+        [13, 14].iter().flat_map(|&h| [(cells[0], hour(1, h), 50), (cells[1], hour(1, h), 51)]).collect();
+    for (name, rows) in [("day-1.csv", &first), ("day-1-late.csv", &later)] {
+        rt.block_on(ingest(7).run(&store, &[write(dir.path(), name, &csv(rows))], &noop)).unwrap();
+        expected.apply(rows, false);
+    }
+    check(&expected, "two plain deliveries");
+    let original = stored();
+
+    // A correction of hours 10 and 11: one count changes, one cell is gone,
+    // one falls below k, one hour of a cell is gone, a new cell appears.
+    let correction = vec![
+        (cells[0], hour(1, 10), 23),
+        (cells[0], hour(1, 11), 24),
+        (cells[2], hour(1, 10), 5),
+        (cells[2], hour(1, 11), 6),
+        (cells[3], hour(1, 10), 33),
+        (cells[4], hour(1, 10), 18),
+    ];
+    let fixed = write(dir.path(), "hours-10-11-fixed.csv", &csv(&correction));
+    // Plain, it is refused; both options at once are refused by the command.
+    assert!(rt.block_on(ingest(7).run(&store, std::slice::from_ref(&fixed), &noop)).unwrap_err().is_bad_input());
+    let both =
+        stroom(&["ingest", "density", "--store", &store_arg, "--replace", "--add-to-stored", &fixed.to_string_lossy()]);
+    assert!(!both.status.success());
+    assert!(
+        String::from_utf8_lossy(&both.stderr).contains("cannot be used with"),
+        "{}",
+        String::from_utf8_lossy(&both.stderr)
+    );
+    let report = rt.block_on(replace.run(&store, std::slice::from_ref(&fixed), &noop)).unwrap();
+    assert_eq!(
+        (report.hours, report.replaced, report.rows_written, report.suppressed, report.version),
+        (2, 8, 4, 2, Some(3)),
+        "8 stored cell-hours (4 cells × 2 hours) replaced by 4"
+    );
+    expected.apply(&correction, true);
+    check(&expected, "a correction of two hours");
+    // The earlier vintage is still readable.
+    let before = stroom(&[
+        "query",
+        "--store",
+        &store_arg,
+        "--format",
+        "csv",
+        "--as-of",
+        "2",
+        "SELECT cell, CAST(ts AS BIGINT) AS ts, count FROM density ORDER BY cell, ts",
+    ]);
+    let before: String = String::from_utf8_lossy(&before.stdout).lines().skip(1).map(|l| format!("{l}\n")).collect();
+    assert_eq!(before, original.0, "version 2 as it was");
+
+    // A partial correction through the command: hour 13 only, which the
+    // second file holds; hour 14 of that file stays.
+    let thirteen = vec![(cells[0], hour(1, 13), 60)];
+    let file = write(dir.path(), "hour-13-fixed.csv", &csv(&thirteen));
+    let out = stroom(&["ingest", "density", "--store", &store_arg, "--replace", &file.to_string_lossy()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(printed.contains("density: 2 stored cell-hours of the 1 hours delivered replaced"), "{printed}");
+    expected.apply(&thirteen, true);
+    check(&expected, "a correction of one hour of the second file");
+
+    // The same correction again: the same bytes are skipped; the same rows
+    // in other bytes replace the hours again, to the same figures.
+    let again = rt.block_on(replace.run(&store, std::slice::from_ref(&fixed), &noop)).unwrap();
+    assert!(again.sources[0].already_ingested);
+    assert_eq!(again.version, Some(4));
+    let mut reordered = correction.clone();
+    reordered.reverse();
+    let refixed = write(dir.path(), "hours-10-11-fixed-again.csv", &csv(&reordered));
+    let report = rt.block_on(replace.run(&store, &[refixed], &noop)).unwrap();
+    assert_eq!((report.replaced, report.rows_written, report.version), (4, 4, Some(5)));
+    check(&expected, "the same correction repeated");
+
+    // Every count of hour 14 below k: the hour is emptied, in a commit.
+    let low = vec![(cells[0], hour(1, 14), 3), (cells[1], hour(1, 14), 4)];
+    let report = rt.block_on(replace.run(&store, &[write(dir.path(), "hour-14-low.csv", &csv(&low))], &noop)).unwrap();
+    assert_eq!((report.replaced, report.rows_written, report.suppressed, report.version), (2, 0, 2, Some(6)));
+    expected.apply(&low, true);
+    check(&expected, "a correction below k");
+    // Below k on an hour that holds nothing: nothing to commit.
+    let empty = vec![(cells[0], hour(1, 20), 3)];
+    let report =
+        rt.block_on(replace.run(&store, &[write(dir.path(), "hour-20-low.csv", &csv(&empty))], &noop)).unwrap();
+    assert_eq!((report.replaced, report.rows_written, report.version), (0, 0, Some(6)));
+    // A new day with --replace is a plain delivery.
+    let new_day = vec![(cells[1], hour(3, 0), 70), (cells[1], hour(3, 1), 71)];
+    let report = rt.block_on(replace.run(&store, &[write(dir.path(), "day-3.csv", &csv(&new_day))], &noop)).unwrap();
+    assert_eq!((report.replaced, report.rows_written, report.version), (0, 2, Some(7)));
+    expected.apply(&new_day, true);
+    check(&expected, "a new day delivered with --replace");
+
+    // An independent reader sees the same table.
+    let script = r#"
+import os, sys
+from deltalake import DeltaTable
+t = DeltaTable(sys.argv[1]).to_pyarrow_table()
+print(t.num_rows, sum(t.column("count").to_pylist()), flush=True)
+os._exit(0)
+"#;
+    let out = python(script, &[&store_dir.join("density").to_string_lossy()]);
+    assert_eq!(out.trim(), format!("{} {}", expected.0.len(), expected.0.values().sum::<u64>()));
 }

@@ -311,6 +311,22 @@ fn uploads_ingest_like_the_command_line_and_refuse_bad_files_naming_line_column_
     let added = reply.json()["rows_written"].as_u64().unwrap();
     assert!(added > 0 && query(&http_store, sum) != day_12, "{day_12}");
 
+    // A corrected delivery of one hour replaces every stored cell-hour of
+    // it (the supplementary devices too), and says how many.
+    let hour_5 = "FROM density WHERE ts = TIMESTAMP '2024-05-12T05:00:00Z'";
+    let stored_rows = query(&http_store, &format!("SELECT COUNT(*) AS n {hour_5}"));
+    let correction = "ts,lat,lon,count\n2024-05-12T05:10:00Z,50.95,1.85,31\n2024-05-12T05:20:00Z,51.03,2.37,44\n";
+    let both = "/v1/ingest/density?name=fix&add_to_stored=true&replace=true";
+    http.post(both, Some(&ingest), &csv_type, correction.as_bytes()).problem(400);
+    let reply = http.post("/v1/ingest/density?name=fix&replace=true", Some(&ingest), &csv_type, correction.as_bytes());
+    assert_eq!(reply.status, 201, "{}", reply.text());
+    let replaced = reply.json()["replaced_cell_hours"].as_u64().unwrap();
+    assert_eq!(format!("n\n{replaced}\n"), stored_rows);
+    assert_eq!(
+        query(&http_store, &format!("SELECT SUM(count) AS devices, COUNT(*) AS n {hour_5}")),
+        "devices,n\n75,2\n"
+    );
+
     // The audit log has every upload with its hash, rows and suppressed count.
     assert!(http.server.stop());
     let lines: Vec<Value> = std::fs::read_to_string(&audit)
@@ -320,7 +336,7 @@ fn uploads_ingest_like_the_command_line_and_refuse_bad_files_naming_line_column_
         .collect();
     let uploads: Vec<&Value> =
         lines.iter().filter(|l| l["path"].as_str().unwrap().starts_with("/v1/ingest/")).collect();
-    assert_eq!(uploads.len(), 3 + 1 + 1 + 4 + 7 + 4 + 4 + 2, "{uploads:#?}");
+    assert_eq!(uploads.len(), 3 + 1 + 1 + 4 + 7 + 4 + 4 + 2 + 2, "{uploads:#?}");
     let first_line = uploads[0];
     assert_eq!(first_line["status"], 201);
     assert_eq!(first_line["role"], "ingest");

@@ -21,6 +21,9 @@ pub(crate) struct AuditEntry<'a> {
     pub(crate) time: String,
     pub(crate) key_id: Option<&'a str>,
     pub(crate) role: Option<&'a str>,
+    /// `revoked` or `expired` when the token was a key's that is refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) key_state: Option<&'a str>,
     pub(crate) method: &'a str,
     pub(crate) path: &'a str,
     pub(crate) query: Option<&'a str>,

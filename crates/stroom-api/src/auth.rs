@@ -1,5 +1,7 @@
 //! API keys: random bearer tokens stored only as SHA-256 hashes, each with a
-//! role and optionally the routes it may see.
+//! role, optionally the routes it may see and an expiry, and a revocation
+//! time once revoked. A revoked or expired key stays in the file, so that
+//! its refusals are logged under its id.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -92,9 +94,79 @@ pub struct KeyRecord {
     pub sha256: String,
     /// When the key was created (RFC 3339).
     pub created: String,
+    /// When the key stops working (RFC 3339); never when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<String>,
+    /// When the key was revoked (RFC 3339); a revoked key is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked: Option<String>,
+}
+
+/// Whether a key may be used now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyState {
+    Active,
+    /// Revoked at this time (RFC 3339).
+    Revoked(String),
+    /// Expired at this time (RFC 3339).
+    Expired(String),
+}
+
+impl KeyState {
+    /// `active`, `revoked` or `expired`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            KeyState::Active => "active",
+            KeyState::Revoked(_) => "revoked",
+            KeyState::Expired(_) => "expired",
+        }
+    }
+}
+
+fn parse_time(text: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::parse_from_rfc3339(text).ok().map(|t| t.with_timezone(&chrono::Utc))
+}
+
+/// An expiry from `--expires`: a duration from `now` (`90d`, `12h`, `30m`,
+/// `2w`) or a time (RFC 3339, or a date `YYYY-MM-DD`, its midnight UTC).
+pub fn expiry(text: &str, now: chrono::DateTime<chrono::Utc>) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    let bad =
+        || format!("'{text}' is not an expiry: give a duration (90d, 12h, 30m, 2w) or a time (RFC 3339 or YYYY-MM-DD)");
+    let at = if let Some(time) = parse_time(text) {
+        time
+    } else if let Ok(date) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        date.and_time(chrono::NaiveTime::MIN).and_utc()
+    } else {
+        let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+        let (number, unit) = text.split_at(split);
+        let number: i64 = number.parse().map_err(|_| bad())?;
+        let span = match unit {
+            "m" => chrono::Duration::try_minutes(number),
+            "h" => chrono::Duration::try_hours(number),
+            "d" => chrono::Duration::try_days(number),
+            "w" => chrono::Duration::try_weeks(number),
+            _ => None,
+        };
+        span.filter(|s| *s > chrono::Duration::zero()).and_then(|s| now.checked_add_signed(s)).ok_or_else(bad)?
+    };
+    if at <= now {
+        return Err(format!("the expiry '{text}' is not in the future"));
+    }
+    Ok(at)
 }
 
 impl KeyRecord {
+    /// Whether the key may be used at `now`: not revoked, not expired.
+    pub fn state(&self, now: chrono::DateTime<chrono::Utc>) -> KeyState {
+        if let Some(revoked) = &self.revoked {
+            return KeyState::Revoked(revoked.clone());
+        }
+        match self.expires.as_deref().and_then(parse_time) {
+            Some(expires) if expires <= now => KeyState::Expired(self.expires.clone().unwrap_or_default()),
+            _ => KeyState::Active,
+        }
+    }
+
     /// Whether the key may see `route`.
     pub fn sees_route(&self, route: &str) -> bool {
         self.routes.as_ref().is_none_or(|routes| routes.contains(route))
@@ -131,18 +203,58 @@ impl KeyFile {
         };
         let file: KeyFile =
             toml::from_str(&text).map_err(|e| ApiError::Config(format!("{}: {}", path.display(), e.message())))?;
+        let mut ids = BTreeSet::new();
         for key in &file.keys {
+            let problem = |what: String| ApiError::Config(format!("{}: key '{}' {what}", path.display(), key.id));
             let valid = key.sha256.len() == 64 && key.sha256.bytes().all(|b| b.is_ascii_hexdigit());
             if !valid {
-                return Err(ApiError::Config(format!(
-                    "{}: key '{}' has sha256 '{}', which is not 64 hex digits",
-                    path.display(),
-                    key.id,
-                    key.sha256
-                )));
+                return Err(problem(format!("has sha256 '{}', which is not 64 hex digits", key.sha256)));
+            }
+            for (field, value) in [("expires", &key.expires), ("revoked", &key.revoked)] {
+                if let Some(value) = value.as_deref().filter(|v| parse_time(v).is_none()) {
+                    return Err(problem(format!("has {field} '{value}', which is not an RFC 3339 time")));
+                }
+            }
+            if !ids.insert(key.id.as_str()) {
+                return Err(problem("appears twice".into()));
             }
         }
         Ok(file)
+    }
+
+    /// Writes the file atomically (a new file renamed over the old one),
+    /// readable by its owner only.
+    fn save(&self, path: &Path) -> Result<(), ApiError> {
+        let text = toml::to_string_pretty(self).map_err(|e| ApiError::Config(e.to_string()))?;
+        let text = format!(
+            "# stroom API keys: only SHA-256 hashes of the tokens are stored.\n# Create keys with `stroom keys create`, revoke them with `stroom keys revoke`.\n\n{text}"
+        );
+        let tmp = path.with_extension("toml.tmp");
+        let write = || -> std::io::Result<()> {
+            std::fs::write(&tmp, text)?;
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
+            }
+            std::fs::rename(&tmp, path)
+        };
+        write().map_err(|e| ApiError::Config(format!("writing {}: {e}", path.display())))
+    }
+
+    /// Revokes the key `id` at `at` (RFC 3339) and writes the file. A key
+    /// revoked before keeps its first revocation time. Returns the record.
+    pub fn revoke(path: &Path, id: &str, at: String) -> Result<KeyRecord, ApiError> {
+        let mut file = Self::load(path)?;
+        let key = file
+            .keys
+            .iter_mut()
+            .find(|k| k.id == id)
+            .ok_or_else(|| ApiError::Config(format!("{}: there is no key '{id}'", path.display())))?;
+        key.revoked.get_or_insert(at);
+        let record = key.clone();
+        file.save(path)?;
+        Ok(record)
     }
 
     /// Adds a new key with a fresh random token and writes the file
@@ -153,6 +265,7 @@ impl KeyFile {
         role: Role,
         routes: Option<BTreeSet<String>>,
         created: String,
+        expires: Option<String>,
     ) -> Result<(String, KeyRecord), ApiError> {
         let mut file = Self::load(path)?;
         let mut secret = [0u8; 32];
@@ -166,23 +279,11 @@ impl KeyFile {
             routes,
             sha256: hex::encode(digest(&token)),
             created,
+            expires,
+            revoked: None,
         };
         file.keys.push(record.clone());
-        let text = toml::to_string_pretty(&file).map_err(|e| ApiError::Config(e.to_string()))?;
-        let text = format!(
-            "# stroom API keys: only SHA-256 hashes of the tokens are stored.\n# Create keys with `stroom keys create`.\n\n{text}"
-        );
-        let tmp = path.with_extension("toml.tmp");
-        let write = || -> std::io::Result<()> {
-            std::fs::write(&tmp, text)?;
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::PermissionsExt;
-                std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
-            }
-            std::fs::rename(&tmp, path)
-        };
-        write().map_err(|e| ApiError::Config(format!("writing {}: {e}", path.display())))?;
+        file.save(path)?;
         Ok((token, record))
     }
 
@@ -216,8 +317,9 @@ mod tests {
         let dir = tempfile_dir();
         let path = dir.join("keys.toml");
         let routes = Some(BTreeSet::from(["channel".to_owned()]));
-        let (token, record) = KeyFile::create_key(&path, Role::Viewer, routes, "2026-01-01T00:00:00Z".into()).unwrap();
-        let (other, _) = KeyFile::create_key(&path, Role::Admin, None, "2026-01-01T00:00:00Z".into()).unwrap();
+        let created = || "2026-01-01T00:00:00Z".to_owned();
+        let (token, record) = KeyFile::create_key(&path, Role::Viewer, routes, created(), None).unwrap();
+        let (other, _) = KeyFile::create_key(&path, Role::Admin, None, created(), None).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(!text.contains(&token) && !text.contains(&other));
         let file = KeyFile::load(&path).unwrap();
@@ -227,6 +329,35 @@ mod tests {
         assert!(file.authenticate("stroom_0000").is_none());
         assert!(file.keys[0].sees_route("channel") && !file.keys[0].sees_route("western-balkans"));
         assert!(file.keys[1].sees_route("western-balkans"));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn revoked_and_expired_keys_are_known_but_not_active() {
+        let dir = tempfile_dir();
+        let path = dir.join("keys.toml");
+        let now = parse_time("2026-03-01T12:00:00Z").unwrap();
+        let expires = expiry("90d", now).unwrap();
+        assert_eq!(expires.to_rfc3339(), "2026-05-30T12:00:00+00:00");
+        let expires = Some(expires.to_rfc3339());
+        let (token, record) =
+            KeyFile::create_key(&path, Role::Viewer, None, "2026-03-01T12:00:00Z".into(), expires).unwrap();
+        assert_eq!(record.state(now), KeyState::Active);
+        let later = parse_time("2026-05-30T12:00:00Z").unwrap();
+        assert_eq!(record.state(later).as_str(), "expired");
+        let revoked = KeyFile::revoke(&path, &record.id, "2026-03-02T00:00:00Z".into()).unwrap();
+        assert_eq!(revoked.state(now), KeyState::Revoked("2026-03-02T00:00:00Z".into()));
+        // A second revocation keeps the first time; the key still authenticates
+        // (so that its refusals carry its id), and it is refused by its state.
+        KeyFile::revoke(&path, &record.id, "2026-04-01T00:00:00Z".into()).unwrap();
+        let file = KeyFile::load(&path).unwrap();
+        assert_eq!(file.authenticate(&token).unwrap().revoked.as_deref(), Some("2026-03-02T00:00:00Z"));
+        let error = KeyFile::revoke(&path, "key-nope", "2026-04-01T00:00:00Z".into()).unwrap_err().to_string();
+        assert!(error.contains("no key 'key-nope'"), "{error}");
+        for bad in ["90", "d", "-3d", "0h", "3y", "2026-02-30", "2026-01-01"] {
+            assert!(expiry(bad, now).is_err(), "{bad}");
+        }
+        assert_eq!(expiry("2027-01-01", now).unwrap().to_rfc3339(), "2027-01-01T00:00:00+00:00");
         std::fs::remove_dir_all(dir).unwrap();
     }
 
@@ -253,6 +384,14 @@ mod tests {
         std::fs::write(&path, "[[keys]]\nid = \"a\"\nrole = \"admin\"\nsha256 = \"00\"\ncreated = \"x\"\n").unwrap();
         let error = KeyFile::load(&path).unwrap_err().to_string();
         assert!(error.contains("'a'") && error.contains("64 hex digits"), "{error}");
+        let hash = "0".repeat(64);
+        let record = format!("[[keys]]\nid = \"a\"\nrole = \"admin\"\nsha256 = \"{hash}\"\ncreated = \"x\"\n");
+        std::fs::write(&path, format!("{record}expires = \"soon\"\n")).unwrap();
+        let error = KeyFile::load(&path).unwrap_err().to_string();
+        assert!(error.contains("expires 'soon'") && error.contains("RFC 3339"), "{error}");
+        std::fs::write(&path, format!("{record}{record}")).unwrap();
+        let error = KeyFile::load(&path).unwrap_err().to_string();
+        assert!(error.contains("'a' appears twice"), "{error}");
         std::fs::remove_dir_all(dir).unwrap();
     }
 

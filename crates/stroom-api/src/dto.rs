@@ -817,6 +817,10 @@ pub struct DensityUpload {
     /// delivery, such as a second provider's devices); when false (the
     /// default) a delivery that repeats a stored cell-hour is refused.
     pub add_to_stored: Option<bool>,
+    /// A corrected delivery: every stored cell-hour of the hours it covers
+    /// is replaced in the same commit (cells it does not bring for such an
+    /// hour are no longer stored). Not with `add_to_stored`.
+    pub replace: Option<bool>,
 }
 
 /// What an empty count in an arrivals upload means.
@@ -889,6 +893,10 @@ pub struct IngestResult {
     /// Arrivals: rows that replaced a different earlier figure.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revised_rows: Option<u64>,
+    /// Density with `replace`: the stored (cell, hour) rows of the
+    /// delivery's hours that it replaced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaced_cell_hours: Option<u64>,
     /// The table's version before the upload (absent: no table yet).
     pub version_before: Option<u64>,
     /// The table's version after it; equal to `version_before` when

@@ -14,6 +14,9 @@ pub enum ApiError {
     /// No token, or a token that matches no key.
     #[error("a valid bearer token is required")]
     Unauthorized,
+    /// The token is a key's, but the key was revoked or has expired.
+    #[error("{0}")]
+    KeyRefused(String),
     /// The key's role does not allow the endpoint.
     #[error("the key's role ({role}) may not {action}")]
     Forbidden { role: &'static str, action: &'static str },
@@ -59,7 +62,7 @@ impl ApiError {
     /// The HTTP status of the error.
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized | ApiError::KeyRefused(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden { .. } | ApiError::RouteForbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -110,7 +113,7 @@ impl IntoResponse for ApiError {
             tracing::error!(status = status.as_u16(), error = %self, "Request failed.");
         }
         let mut response = problem_response(&self.problem());
-        if matches!(self, ApiError::Unauthorized) {
+        if matches!(self, ApiError::Unauthorized | ApiError::KeyRefused(_)) {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response

@@ -69,14 +69,14 @@ pub(crate) fn upload_routes() -> Router<Arc<AppState>> {
     Router::new().route("/v1/ingest/density", post(ingest_density)).route("/v1/ingest/arrivals", post(ingest_arrivals))
 }
 
-/// The caller's key, when the request carried a valid token.
+/// The caller's key, when the request's token is a key's.
 pub(crate) struct Key(Option<Caller>);
 
 impl<S: Send + Sync> FromRequestParts<S> for Key {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(Key(parts.extensions.get::<Caller>().copied()))
+        Ok(Key(parts.extensions.get::<Caller>().cloned()))
     }
 }
 
@@ -343,7 +343,7 @@ pub(crate) async fn route_detail(
     P(id): P,
 ) -> Result<axum::Json<RouteDetail>, ApiError> {
     let key = state.require(caller, Permission::ReadForecasts)?;
-    let route = state.route(&id, key)?;
+    let route = state.route(&id, &key)?;
     let mut features = Vec::new();
     for segment in &route.segments {
         features.push(json!({
@@ -414,7 +414,7 @@ pub(crate) async fn route_forecast(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let key = state.require(caller, Permission::ReadForecasts)?;
-    let route = state.route(&id, key)?;
+    let route = state.route(&id, &key)?;
     let horizon = check_horizon(query.horizon)?;
     let csv = wants_csv(query.format, &headers);
     let explain = explained(query.explain, csv)?;
@@ -551,7 +551,7 @@ pub(crate) async fn station_capacity(
     P(station): P,
 ) -> Result<axum::Json<StationCapacity>, ApiError> {
     let key = state.require(caller, Permission::ReadForecasts)?;
-    visible_station(&state, key, &station)?;
+    visible_station(&state, &key, &station)?;
     let capacity = state.backend.capacities().into_iter().find(|c| c.station == station);
     capacity.map(axum::Json).ok_or_else(|| ApiError::NotFound(format!("no capacity is set for station '{station}'")))
 }
@@ -604,7 +604,7 @@ pub(crate) async fn list_alerts(
 ) -> Result<axum::Json<AlertList>, ApiError> {
     let key = state.require(caller, Permission::ReadForecasts)?;
     if let Some(station) = &query.station {
-        visible_station(&state, key, station)?;
+        visible_station(&state, &key, station)?;
     }
     let sees = |station: &str| {
         query.station.as_deref().is_none_or(|s| s == station)
@@ -663,7 +663,7 @@ pub(crate) async fn route_series(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let key = state.require(caller, Permission::ReadSeries)?;
-    let route = state.route(&id, key)?;
+    let route = state.route(&id, &key)?;
     let (from, to) = date_range(&query.from, &query.to, MAX_SERIES_DAYS)?;
     let level = query.level.unwrap_or(SeriesLevel::Segment);
     let mut series = state.backend.route_series(route, level, from, to).await?;
@@ -697,7 +697,7 @@ pub(crate) async fn route_nowcast(
     Q(query): Q<NowcastQuery>,
 ) -> Result<Response, ApiError> {
     let key = state.require(caller, Permission::ReadForecasts)?;
-    let route = state.route(&id, key)?;
+    let route = state.route(&id, &key)?;
     let date = query.date.as_deref().map(|d| parse_date("date", d)).transpose()?;
     let cells = match query.cells {
         Some(n) if n > 1000 => return Err(ApiError::BadRequest(format!("cells={n} is more than 1000"))),
@@ -753,7 +753,7 @@ pub(crate) async fn cell_series(
 ) -> Result<Response, ApiError> {
     let key = state.require(caller, Permission::ReadSeries)?;
     let cell = Cell::parse(&text).map_err(|e| ApiError::BadRequest(format!("cell='{text}': {e}")))?;
-    if !cell_in_scope(&state, key, cell) {
+    if !cell_in_scope(&state, &key, cell) {
         return Err(ApiError::Forbidden { role: key.role.as_str(), action: "see cells outside its routes" });
     }
     let resolution = query.resolution.unwrap_or(TimeResolution::Day);
@@ -1019,7 +1019,7 @@ async fn render(
     layer: MapLayer,
 ) -> Result<Response, ApiError> {
     let key = state.require(caller, Permission::ReadForecasts)?;
-    let route = state.route(&id, key)?;
+    let route = state.route(&id, &key)?;
     let date = date.as_deref().map(|d| parse_date("date", d)).transpose()?;
     let snapshot = state.snapshot();
     // A nowcast follows the density, which changes without a new forecast.
@@ -1138,6 +1138,7 @@ async fn deliver(
         Delivery::Arrivals(query) => ("arrivals", query.name.as_deref()),
     };
     if let Err(error) = state.require(caller, Permission::Deliver) {
+        crate::upload::discard(body).await;
         return upload_refused(table, None, error);
     }
     let upload = match crate::upload::receive(state, headers, body, name).await {
@@ -1268,7 +1269,7 @@ pub(crate) async fn create_scenario(
             return Err(ApiError::NotFound(format!("there is no route '{route}'")));
         }
     }
-    sees_scenario(key, &request)?;
+    sees_scenario(&key, &request)?;
     state.backend.validate_scenario(&request)?;
     admit_job(&state)?;
     let outcome = {
@@ -1291,7 +1292,7 @@ pub(crate) async fn create_scenario(
 pub(crate) async fn list_scenarios(state: Shared, Key(caller): Key) -> Result<axum::Json<ScenarioList>, ApiError> {
     let key = state.require(caller, Permission::ReadForecasts)?;
     let scenarios =
-        state.backend.scenarios().await?.into_iter().filter(|s| sees_scenario(key, &s.closure).is_ok()).collect();
+        state.backend.scenarios().await?.into_iter().filter(|s| sees_scenario(&key, &s.closure).is_ok()).collect();
     Ok(axum::Json(ScenarioList { scenarios }))
 }
 
@@ -1323,7 +1324,7 @@ pub(crate) async fn scenario_detail(
     P(id): P,
 ) -> Result<axum::Json<Scenario>, ApiError> {
     let key = state.require(caller, Permission::ReadForecasts)?;
-    Ok(axum::Json(visible_scenario(&state, key, &id).await?))
+    Ok(axum::Json(visible_scenario(&state, &key, &id).await?))
 }
 
 /// A recorded scenario's printable page: each station's baseline and
@@ -1338,7 +1339,7 @@ pub(crate) async fn scenario_detail(
     ))]
 pub(crate) async fn scenario_page(state: Shared, Key(caller): Key, P(id): P) -> Result<Response, ApiError> {
     let key = state.require(caller, Permission::ReadForecasts)?;
-    visible_scenario(&state, key, &id).await?;
+    visible_scenario(&state, &key, &id).await?;
     let bytes = state.backend.scenario_page(&id).await?;
     Ok(([(header::CONTENT_TYPE, MapFormat::Html.content_type())], bytes).into_response())
 }

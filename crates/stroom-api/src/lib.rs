@@ -41,7 +41,7 @@ mod state;
 mod upload;
 mod webhooks;
 
-pub use auth::{KeyFile, KeyRecord, Permission, Role};
+pub use auth::{KeyFile, KeyRecord, KeyState, Permission, Role, expiry};
 pub use backend::{Backend, BackendError, BackendFuture, ForecastRun, ForecastSnapshot, MapFormat};
 pub use dto::{
     Alert, AlertEvent, AlertFilter, AlertList, AlertStatus, AlertWindow, ArrivalsUpload, BacktestJob, BacktestRequest,

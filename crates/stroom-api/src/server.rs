@@ -50,9 +50,13 @@ async fn observe(State(state): State<Arc<AppState>>, mut request: Request, next:
     let route =
         request.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
     let request_id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let caller = bearer(request.headers()).and_then(|token| state.keys.authenticate_index(token));
-    if let Some(index) = caller {
-        request.extensions_mut().insert(Caller(index));
+    let keys = state.keys.current();
+    let caller = bearer(request.headers()).and_then(|token| keys.authenticate(token)).map(|key| {
+        let refused = Some(key.state(chrono::Utc::now())).filter(|s| *s != crate::auth::KeyState::Active);
+        Caller { key: Arc::new(key.clone()), refused }
+    });
+    if let Some(caller) = &caller {
+        request.extensions_mut().insert(caller.clone());
     }
     let mut response = next.run(request).await;
     let status = response.status();
@@ -66,11 +70,12 @@ async fn observe(State(state): State<Arc<AppState>>, mut request: Request, next:
     let status = response.status().as_u16();
     state.metrics.record(&method, &route, status, latency);
     if let Some(audit) = &state.audit {
-        let key = caller.and_then(|i| state.keys.keys.get(i));
+        let key = caller.as_ref().map(|c| &c.key);
         audit.record(&AuditEntry {
             time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             key_id: key.map(|k| k.id.as_str()),
             role: key.map(|k| k.role.as_str()),
+            key_state: caller.as_ref().and_then(|c| c.refused.as_ref()).map(|s| s.as_str()),
             method: &method,
             path: &path,
             query: query.as_deref(),
@@ -81,6 +86,46 @@ async fn observe(State(state): State<Arc<AppState>>, mut request: Request, next:
         });
     }
     response
+}
+
+/// Reads the key file again when its bytes change: checked every
+/// `key_check_interval` and at once on SIGHUP.
+async fn check_keys(state: Arc<AppState>) {
+    let mut ticks = tokio::time::interval(state.config.key_check_interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    #[cfg(unix)]
+    let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    // Each failure is logged once, not every second.
+    let mut failing = false;
+    loop {
+        #[cfg(unix)]
+        {
+            let hangup = async {
+                match hangups.as_mut() {
+                    Some(signal) => signal.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = ticks.tick() => {}
+                _ = hangup => tracing::info!("SIGHUP: checking the key file."),
+            }
+        }
+        #[cfg(not(unix))]
+        ticks.tick().await;
+        match state.keys.check() {
+            Ok(Some(count)) => {
+                failing = false;
+                tracing::info!(keys = count, "The key file changed; its keys are in force.");
+            }
+            Ok(None) => failing = false,
+            Err(error) if !failing => {
+                failing = true;
+                tracing::error!(%error, "The key file could not be read again.");
+            }
+            Err(_) => {}
+        }
+    }
 }
 
 /// The problem document for an error a middleware layer answered with no body.
@@ -166,8 +211,10 @@ pub async fn serve(
             }
         })
     };
+    let key_checker = tokio::spawn(check_keys(state.clone()));
     let served = axum::serve(listener, app(state.clone())).with_graceful_shutdown(shutdown).await;
     poller.abort();
+    key_checker.abort();
     if let Some(audit) = &state.audit {
         audit.close();
     }

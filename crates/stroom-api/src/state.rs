@@ -21,15 +21,22 @@ use stroom_core::{DEFAULT_BUFFER_RINGS, DEFAULT_ROUTE_RESOLUTION, Resolution, Ro
 
 use crate::ApiError;
 use crate::audit::AuditLog;
-use crate::auth::{KeyFile, KeyRecord, Permission};
+use crate::auth::{KeyFile, KeyRecord, KeyState, Permission};
 use crate::backend::{Backend, ForecastSnapshot};
 use crate::dto::{BacktestJob, RefreshJob};
+use sha2::Digest;
 
 /// How the server runs.
 #[derive(Debug, Clone)]
 pub struct ApiConfig {
     /// The keys that may call the API.
     pub keys: KeyFile,
+    /// The file `keys` came from: read again whenever its bytes change
+    /// (checked every `key_check_interval`, and on SIGHUP), so that a
+    /// revoked key is refused without a restart. No reloading when `None`.
+    pub keys_file: Option<PathBuf>,
+    /// How often the key file is checked for changes.
+    pub key_check_interval: Duration,
     /// Where the audit log is appended; no audit log when `None`.
     pub audit_log: Option<PathBuf>,
     /// Longest time a request may take before it is answered with a 503 problem.
@@ -57,6 +64,8 @@ impl Default for ApiConfig {
     fn default() -> Self {
         Self {
             keys: KeyFile::default(),
+            keys_file: None,
+            key_check_interval: Duration::from_secs(1),
             audit_log: None,
             request_timeout: Duration::from_secs(60),
             body_limit: 64 * 1024,
@@ -140,7 +149,7 @@ impl Default for Jobs {
 /// Everything the handlers share.
 pub(crate) struct AppState {
     pub(crate) backend: Arc<dyn Backend>,
-    pub(crate) keys: KeyFile,
+    pub(crate) keys: Keys,
     pub(crate) config: ApiConfig,
     pub(crate) audit: Option<AuditLog>,
     pub(crate) metrics: crate::metrics::Metrics,
@@ -157,13 +166,58 @@ pub(crate) struct AppState {
 
 impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppState").field("keys", &self.keys.keys.len()).finish_non_exhaustive()
+        f.debug_struct("AppState").field("keys", &self.keys.current().keys.len()).finish_non_exhaustive()
     }
 }
 
-/// The key that authenticated a request, as an index into the key file.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Caller(pub(crate) usize);
+/// The keys in force, and the file they are reloaded from.
+#[derive(Debug)]
+pub(crate) struct Keys {
+    file: Option<PathBuf>,
+    current: RwLock<Arc<KeyFile>>,
+    /// SHA-256 of the file's bytes when last read.
+    seen: std::sync::Mutex<Option<[u8; 32]>>,
+}
+
+impl Keys {
+    fn new(keys: KeyFile, file: Option<PathBuf>) -> Self {
+        let seen = file.as_deref().and_then(|f| std::fs::read(f).ok()).map(|b| sha2::Sha256::digest(&b).into());
+        Self { file, current: RwLock::new(Arc::new(keys)), seen: std::sync::Mutex::new(seen) }
+    }
+
+    pub(crate) fn current(&self) -> Arc<KeyFile> {
+        self.current.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Reads the key file again if its bytes changed since it was last
+    /// read. Returns how many keys are in force when it was reloaded. A
+    /// file that is gone or invalid is an error, and the keys in force stay.
+    pub(crate) fn check(&self) -> Result<Option<usize>, ApiError> {
+        let Some(path) = &self.file else { return Ok(None) };
+        let bytes = std::fs::read(path).map_err(|e| {
+            ApiError::Config(format!("reading {}: {e}; the keys loaded before stay in force", path.display()))
+        })?;
+        let digest: [u8; 32] = sha2::Sha256::digest(&bytes).into();
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        if *seen == Some(digest) {
+            return Ok(None);
+        }
+        *seen = Some(digest);
+        let keys =
+            KeyFile::load(path).map_err(|e| ApiError::Config(format!("{e}; the keys loaded before stay in force")))?;
+        let count = keys.keys.len();
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(keys);
+        Ok(Some(count))
+    }
+}
+
+/// The key that a request's token matched, and whether it is refused
+/// (revoked or expired).
+#[derive(Debug, Clone)]
+pub(crate) struct Caller {
+    pub(crate) key: Arc<KeyRecord>,
+    pub(crate) refused: Option<KeyState>,
+}
 
 impl AppState {
     /// The current forecast snapshot.
@@ -172,8 +226,17 @@ impl AppState {
     }
 
     /// The caller's key, if it has `permission`.
-    pub(crate) fn require(&self, caller: Option<Caller>, permission: Permission) -> Result<&KeyRecord, ApiError> {
-        let key = caller.and_then(|c| self.keys.keys.get(c.0)).ok_or(ApiError::Unauthorized)?;
+    pub(crate) fn require(&self, caller: Option<Caller>, permission: Permission) -> Result<Arc<KeyRecord>, ApiError> {
+        let Caller { key, refused } = caller.ok_or(ApiError::Unauthorized)?;
+        match refused {
+            Some(KeyState::Revoked(at)) => {
+                return Err(ApiError::KeyRefused(format!("key '{}' was revoked at {at}", key.id)));
+            }
+            Some(KeyState::Expired(at)) => {
+                return Err(ApiError::KeyRefused(format!("key '{}' expired at {at}", key.id)));
+            }
+            Some(KeyState::Active) | None => {}
+        }
         if key.role.allows(permission) {
             Ok(key)
         } else {
@@ -244,7 +307,7 @@ pub(crate) async fn state(backend: Arc<dyn Backend>, config: ApiConfig) -> Resul
     }
     let state = Arc::new(AppState {
         backend,
-        keys: config.keys.clone(),
+        keys: Keys::new(config.keys.clone(), config.keys_file.clone()),
         config,
         audit,
         metrics: crate::metrics::Metrics::default(),

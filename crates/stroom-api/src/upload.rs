@@ -162,6 +162,13 @@ async fn drain(stream: &mut axum::body::BodyDataStream) {
     }
 }
 
+/// Reads and drops up to 16 MiB of a body refused before it was read (no
+/// permission, a bad name or media type), so that a client still sending
+/// gets the answer rather than a broken pipe.
+pub(crate) async fn discard(body: Body) {
+    drain(&mut body.into_data_stream()).await;
+}
+
 /// Streams the request body to a file under the upload limit. The limit
 /// counts the bytes after any `Content-Encoding` is undone, so that a
 /// small compressed body cannot fill the disk.
@@ -171,8 +178,14 @@ pub(crate) async fn receive(
     body: Body,
     name: Option<&str>,
 ) -> Result<Upload, ApiError> {
-    check_media_type(headers)?;
-    let base = base_name(name)?;
+    let checked = check_media_type(headers).and_then(|()| base_name(name));
+    let base = match checked {
+        Ok(base) => base,
+        Err(error) => {
+            discard(body).await;
+            return Err(error);
+        }
+    };
     let limit = state.config.upload_limit;
     let too_large = || ApiError::PayloadTooLarge(usize::try_from(limit).unwrap_or(usize::MAX));
     let mut stream = body.into_data_stream();

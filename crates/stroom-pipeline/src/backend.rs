@@ -530,7 +530,17 @@ impl Backend for StoreBackend {
         path: &'a std::path::Path,
         options: &'a DensityUpload,
     ) -> BackendFuture<'a, IngestResult> {
-        let (store, path, add_to_stored) = (self.open(), path.to_owned(), options.add_to_stored.unwrap_or(false));
+        let (store, path) = (self.open(), path.to_owned());
+        let on_stored = match (options.add_to_stored.unwrap_or(false), options.replace.unwrap_or(false)) {
+            (true, true) => {
+                return Box::pin(async {
+                    Err(BackendError::Invalid("add_to_stored and replace exclude each other".into()))
+                });
+            }
+            (true, false) => stroom_store::OnStored::Add,
+            (false, true) => stroom_store::OnStored::Replace,
+            (false, false) => stroom_store::OnStored::Refuse,
+        };
         Box::pin(async move {
             let store = store?;
             on_worker(move || async move {
@@ -541,7 +551,7 @@ impl Backend for StoreBackend {
                 };
                 let k = store.privacy_k().await.map_err(&refused)?;
                 let ingest = stroom_store::DensityIngest {
-                    add_to_stored,
+                    on_stored,
                     ..stroom_store::DensityIngest::new(resolution, k).map_err(&refused)?
                 };
                 let report = ingest.run(&store, std::slice::from_ref(&path), &|_| {}).await.map_err(&refused)?;
@@ -550,8 +560,15 @@ impl Backend for StoreBackend {
                 let detail = if already {
                     "already ingested: these bytes were committed before; nothing was written".to_owned()
                 } else {
+                    let replaced = match on_stored {
+                        stroom_store::OnStored::Replace => format!(
+                            "; {} stored (cell, hour) counts of the {} hours delivered replaced",
+                            report.replaced, report.hours
+                        ),
+                        _ => String::new(),
+                    };
                     format!(
-                        "{} rows read, {} (cell, hour) counts written, {} below k = {k} suppressed",
+                        "{} rows read, {} (cell, hour) counts written, {} below k = {k} suppressed{replaced}",
                         report.rows_read, report.rows_written, report.suppressed
                     )
                 };
@@ -567,6 +584,7 @@ impl Backend for StoreBackend {
                     cell_hours: Some(report.cell_hours),
                     new_rows: None,
                     revised_rows: None,
+                    replaced_cell_hours: (on_stored == stroom_store::OnStored::Replace).then_some(report.replaced),
                     version_before: report.version_before,
                     version: report.version,
                 })
@@ -623,6 +641,7 @@ impl Backend for StoreBackend {
                     cell_hours: None,
                     new_rows: Some(report.new_rows),
                     revised_rows: Some(report.revised_rows),
+                    replaced_cell_hours: None,
                     version_before: report.version_before,
                     version: report.version,
                 })

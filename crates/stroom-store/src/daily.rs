@@ -26,12 +26,13 @@ use datafusion::parquet::arrow::ProjectionMask;
 use datafusion::parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 use deltalake::DeltaTable;
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
-use deltalake::kernel::{Action, Add, DataType as DeltaType, StructField};
+use deltalake::kernel::{Action, Add, DataType as DeltaType, Remove, StructField};
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use futures::TryStreamExt;
 use serde_json::{Value, json};
 
+use crate::overlap::file_day;
 use crate::store::{COMMIT_METADATA_KEY, commit_metadata, remove_uncommitted, sorted_writer_properties};
 use crate::{Store, StoreError, TableName};
 
@@ -79,6 +80,11 @@ pub(crate) struct DailyRollup {
     writer: RecordBatchWriter,
     rows: Vec<DailyRow>,
     adds: Vec<Add>,
+    /// Rollup files this commit replaces (rewritten without the rows of
+    /// days that a correction changed).
+    removes: Vec<Remove>,
+    /// The days those files lose, as the overwrite's predicate.
+    predicate: Option<String>,
     written: u64,
 }
 
@@ -89,7 +95,7 @@ impl DailyRollup {
         let writer = RecordBatchWriter::for_table(&table)
             .map_err(StoreError::delta("density_daily"))?
             .with_writer_properties(sorted_writer_properties(ROW_GROUP_ROWS));
-        Ok(Self { table, writer, rows: Vec::new(), adds: Vec::new(), written: 0 })
+        Ok(Self { table, writer, rows: Vec::new(), adds: Vec::new(), removes: Vec::new(), predicate: None, written: 0 })
     }
 
     /// Adds hourly counts of one (cell, day); successive calls for the same
@@ -140,13 +146,23 @@ impl DailyRollup {
             "rows_written": self.written,
         });
         let snapshot = self.table.snapshot().map_err(StoreError::delta("density_daily"))?;
-        let operation = DeltaOperation::Write { mode: SaveMode::Append, partition_by: None, predicate: None };
+        let operation = if self.removes.is_empty() {
+            DeltaOperation::Write { mode: SaveMode::Append, partition_by: None, predicate: None }
+        } else {
+            DeltaOperation::Write { mode: SaveMode::Overwrite, partition_by: None, predicate: self.predicate.take() }
+        };
         let committed = CommitBuilder::from(
             // Only on the rollup version this one builds on: a rollup
             // committed meanwhile makes this one stale.
             CommitProperties::default().with_metadata([(COMMIT_METADATA_KEY.to_owned(), metadata)]).with_max_retries(0),
         )
-        .with_actions(std::mem::take(&mut self.adds).into_iter().map(Action::Add).collect())
+        .with_actions(
+            std::mem::take(&mut self.adds)
+                .into_iter()
+                .map(Action::Add)
+                .chain(std::mem::take(&mut self.removes).into_iter().map(Action::Remove))
+                .collect(),
+        )
         .build(Some(snapshot), self.table.log_store(), operation)
         .await
         .map_err(StoreError::delta("density_daily"))?;
@@ -189,9 +205,13 @@ pub(crate) async fn is_current(store: &Store, density_version: Option<u64>) -> R
     })
 }
 
-/// Brings the rollup up to the density table's latest version: the density
-/// files it does not cover yet are read back and rolled up, in one commit.
-/// Returns the rollup version, or `None` when there is no density.
+/// Brings the rollup up to the density table's latest version, in one
+/// commit: the density files it does not cover yet are read back and rolled
+/// up. When files it covers were removed since (a corrected delivery
+/// rewrote their day), the rollup of those days is worked out again: the
+/// rollup files holding rows of them are rewritten without those rows, and
+/// every density file of those days is rolled up anew. Returns the rollup
+/// version, or `None` when there is no density.
 pub async fn catch_up_daily(store: &Store) -> Result<Option<u64>, StoreError> {
     let Some(density) = store.table(TableName::Density).await? else { return Ok(None) };
     let version = density.version().unwrap_or(0);
@@ -206,10 +226,23 @@ pub async fn catch_up_daily(store: &Store) -> Result<Option<u64>, StoreError> {
         },
         None => HashSet::new(),
     };
-    let files: Vec<String> = object_paths(&density)?.into_iter().filter(|p| !known.contains(p)).collect();
-    tracing::info!(files = files.len(), density_version = version, "Rolling up density by day.");
+    let current = object_paths(&density)?;
+    let present: HashSet<&str> = current.iter().map(String::as_str).collect();
+    let changed: HashSet<i32> =
+        known.iter().filter(|p| !present.contains(p.as_str())).filter_map(|p| file_day(p)).collect();
+    let files: Vec<&String> =
+        current.iter().filter(|p| !known.contains(*p) || file_day(p).is_some_and(|d| changed.contains(&d))).collect();
+    tracing::info!(
+        files = files.len(),
+        changed_days = changed.len(),
+        density_version = version,
+        "Rolling up density by day."
+    );
     let mut rollup = DailyRollup::start(store).await?;
     let read = async {
+        if !changed.is_empty() {
+            rollup.take_out_days(&changed).await?;
+        }
         for file in &files {
             roll_up_file(&density, file, &mut rollup).await?;
             rollup.flush_if_full().await?;
@@ -221,6 +254,86 @@ pub async fn catch_up_daily(store: &Store) -> Result<Option<u64>, StoreError> {
         return Err(error);
     }
     Ok(Some(rollup.commit(version).await?))
+}
+
+impl DailyRollup {
+    /// Takes the rows of `days` out of the rollup: each rollup file that
+    /// may hold one (by its logged day range) is read, and if it does, its
+    /// other rows join this commit and the file is removed by it.
+    async fn take_out_days(&mut self, days: &HashSet<i32>) -> Result<(), StoreError> {
+        let (first, last) = (days.iter().min().copied(), days.iter().max().copied());
+        let snapshot = self.table.snapshot().map_err(StoreError::delta("density_daily"))?.clone();
+        for view in snapshot.log_data() {
+            let range = view.stats().as_deref().and_then(day_range);
+            if range.is_some_and(|(low, high)| first.is_none_or(|f| high < f) || last.is_none_or(|l| low > l)) {
+                continue;
+            }
+            let path = view.object_store_path().to_string();
+            let rows = read_rollup_file(&self.table, &path).await?;
+            if !rows.iter().any(|r| days.contains(&r.day)) {
+                continue;
+            }
+            for row in rows.iter().filter(|r| !days.contains(&r.day)) {
+                self.add(row.cell, row.day, row.devices, row.cell_hours);
+            }
+            self.flush_if_full().await?;
+            self.removes.push(view.remove_action(true));
+        }
+        let mut days: Vec<i32> = days.iter().copied().collect();
+        days.sort_unstable();
+        let dates: Vec<String> =
+            days.iter().map(|&d| stroom_core::days_to_date(d)).map(|d| format!("'{}'", d.format("%Y-%m-%d"))).collect();
+        self.predicate = Some(format!("day IN ({})", dates.join(", ")));
+        Ok(())
+    }
+}
+
+/// The `day` range of a rollup file from its logged statistics.
+fn day_range(stats: &str) -> Option<(i32, i32)> {
+    let stats: Value = serde_json::from_str(stats).ok()?;
+    let day = |side: &str| {
+        let text = stats.get(side)?.get("day")?.as_str()?;
+        let date = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()?;
+        Some(stroom_core::date_to_days(date))
+    };
+    Some((day("minValues")?, day("maxValues")?))
+}
+
+/// Every row of one rollup file.
+async fn read_rollup_file(table: &DeltaTable, file: &str) -> Result<Vec<DailyRow>, StoreError> {
+    let problem = |problem: String| StoreError::Parquet { path: file.into(), problem };
+    let bytes = table
+        .object_store()
+        .get(&deltalake::Path::from(file))
+        .await
+        .map_err(|e| problem(e.to_string()))?
+        .bytes()
+        .await
+        .map_err(|e| problem(e.to_string()))?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .and_then(|b| b.with_batch_size(65_536).build())
+        .map_err(|e| problem(e.to_string()))?;
+    let mut rows = Vec::new();
+    for batch in reader {
+        let batch = batch.map_err(|e| problem(e.to_string()))?;
+        let index = |name: &str| batch.schema().index_of(name).map_err(|e| problem(e.to_string()));
+        let cells = batch.column(index("cell")?).as_primitive::<Int64Type>();
+        let days = batch.column(index("day")?).as_primitive::<datafusion::arrow::datatypes::Date32Type>();
+        let devices = batch.column(index("devices")?).as_primitive::<Int64Type>();
+        let cell_hours = batch.column(index("cell_hours")?).as_primitive::<Int64Type>();
+        if cells.null_count() + days.null_count() + devices.null_count() + cell_hours.null_count() > 0 {
+            return Err(problem("a null in a rollup file".into()));
+        }
+        for i in 0..batch.num_rows() {
+            rows.push(DailyRow {
+                cell: cells.value(i) as u64,
+                day: days.value(i),
+                devices: devices.value(i).max(0) as u64,
+                cell_hours: cell_hours.value(i).max(0) as u64,
+            });
+        }
+    }
+    Ok(rows)
 }
 
 fn object_paths(table: &DeltaTable) -> Result<Vec<String>, StoreError> {

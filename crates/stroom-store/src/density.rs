@@ -33,6 +33,7 @@ use stroom_core::{Cell, Resolution};
 use crate::daily::DailyRollup;
 use crate::input::{Observation, file_sha256, list_input_files, read_density_file};
 use crate::overlap::DeliveredKeys;
+use crate::replace::{CoveredHours, Replacement};
 use crate::schema::{MIN_K, density_columns, density_schema};
 use crate::store::{
     COMMIT_ATTEMPTS, COMMIT_METADATA_KEY, commit_metadata, ingested_hashes, is_lost_race, remove_uncommitted,
@@ -45,7 +46,7 @@ use crate::{Progress, Store, StoreError, TableName};
 /// prune on.
 const ROW_GROUP_ROWS: usize = 32_768;
 /// Rows per record batch handed to the Delta writer.
-const WRITE_BATCH_ROWS: usize = 262_144;
+pub(crate) const WRITE_BATCH_ROWS: usize = 262_144;
 /// Rows written between closing the open files of the partitions.
 const FLUSH_ROWS: usize = 4_000_000;
 
@@ -59,10 +60,25 @@ pub struct DensityIngest {
     /// Distinct (cell, hour) keys held in memory (24 bytes each) before
     /// sorted runs spill to temporary files: the memory bound of an ingest.
     pub spill_entries: usize,
-    /// Counts of a (cell, hour) already stored are added to it (a
-    /// supplementary delivery: another provider's devices in the same cells
-    /// and hours) instead of refusing the delivery.
-    pub add_to_stored: bool,
+    /// What the delivery does to (cell, hour) counts already stored.
+    pub on_stored: OnStored,
+}
+
+/// What a density delivery does to the (cell, hour) counts already stored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OnStored {
+    /// A delivery that brings a stored (cell, hour) again is refused, so
+    /// that nothing is counted twice.
+    #[default]
+    Refuse,
+    /// Its counts are added to the stored ones (a supplementary delivery:
+    /// another provider's devices in the same cells and hours).
+    Add,
+    /// It is the whole truth of every hour it covers (a corrected
+    /// delivery): every stored cell-hour of those hours is replaced, in the
+    /// same commit; cells it does not bring for such an hour are no longer
+    /// stored.
+    Replace,
 }
 
 /// One input file of an ingest.
@@ -91,6 +107,11 @@ pub struct DensityReport {
     pub suppressed: u64,
     /// Rows written to the table.
     pub rows_written: u64,
+    /// Stored (cell, hour) rows replaced ([`OnStored::Replace`]): the rows of
+    /// the delivery's hours that the table held before.
+    pub replaced: u64,
+    /// Hours the delivery covers (counted with [`OnStored::Replace`] only).
+    pub hours: u64,
     /// Distinct days among the rows written.
     pub days: u64,
     /// Table version before the ingest (`None`: the table did not exist).
@@ -371,7 +392,7 @@ impl DensityIngest {
         if k < MIN_K {
             return Err(StoreError::Option(format!("k = {k} is below the minimum threshold {MIN_K}")));
         }
-        Ok(Self { resolution, k, spill_entries: DEFAULT_SPILL_ENTRIES, add_to_stored: false })
+        Ok(Self { resolution, k, spill_entries: DEFAULT_SPILL_ENTRIES, on_stored: OnStored::Refuse })
     }
 
     /// Ingests the files at `paths` (files, or folders of `.csv`/`.parquet`
@@ -389,7 +410,7 @@ impl DensityIngest {
         let started = std::time::Instant::now();
         let ingest = Self {
             spill_entries: self.spill_entries.max(1),
-            add_to_stored: self.add_to_stored,
+            on_stored: self.on_stored,
             ..Self::new(self.resolution, self.k)?
         };
         let existing = store.table(TableName::Density).await?;
@@ -432,8 +453,12 @@ impl DensityIngest {
         // The daily rollup of the rows written comes along when the rollup
         // is complete for the version this ingest builds on; otherwise it
         // catches up from the files after the commit.
-        let append_rollup = crate::daily::is_current(store, version_before).await?;
-        let mut delivered = DeliveredKeys::start(existing.as_ref().filter(|_| !ingest.add_to_stored))?;
+        // A replacement changes stored days, which the rollup recomputes
+        // after the commit.
+        let replace = ingest.on_stored == OnStored::Replace;
+        let append_rollup = !replace && crate::daily::is_current(store, version_before).await?;
+        let mut delivered = DeliveredKeys::start(existing.as_ref().filter(|_| ingest.on_stored == OnStored::Refuse))?;
+        let mut covered = CoveredHours::default();
         let mut rollup: Option<DailyRollup> = None;
         // Any error stops the pass and is handled below, after the writers
         // are finished, so that whatever was written is removed.
@@ -443,6 +468,11 @@ impl DensityIngest {
                 let merged = chunk.len();
                 for o in &chunk {
                     delivered.add(o);
+                }
+                if replace {
+                    for o in &chunk {
+                        covered.add(o);
+                    }
                 }
                 chunk.retain(|o| u64::from(o.count) >= k);
                 cell_hours += merged as u64;
@@ -527,9 +557,17 @@ impl DensityIngest {
             cells,
             suppressed,
             rows_written,
+            replaced: 0,
+            hours: covered.hours(),
             days: days.len() as u64,
             version_before,
             version: version_before,
+        };
+        // A correction whose every count is below k still takes out the
+        // stored rows of its hours.
+        let table = match (table, &existing) {
+            (None, Some(existing)) if replace && !covered.is_empty() => Some(existing.clone()),
+            (table, _) => table,
         };
         let Some(mut table) = table else {
             // Nothing would be counted twice, but a re-delivery is refused
@@ -554,69 +592,99 @@ impl DensityIngest {
                 "rows": s.rows,
             })).collect::<Vec<_>>(),
         });
-        let operation = DeltaOperation::Write {
-            mode: SaveMode::Append,
+        let operation = |replacement: Option<&Replacement>| DeltaOperation::Write {
+            mode: if replacement.is_some() { SaveMode::Overwrite } else { SaveMode::Append },
             partition_by: Some(vec!["day".to_owned()]),
-            predicate: None,
+            predicate: replacement.map(|_| covered.predicate()),
         };
         // The commit lands on the latest version, and only if no source of
         // this ingest was committed meanwhile by another writer (appends of
         // other files commute with this one); the table is read again
         // before each attempt, and the commit itself never retries on a
-        // version it did not check.
+        // version it did not check. A replacement is worked out again on
+        // each attempt, on the version it commits on.
         let ours: HashSet<&str> =
             report.sources.iter().filter(|s| !s.already_ingested).map(|s| s.sha256.as_str()).collect();
-        let actions: Vec<Action> = adds.iter().cloned().map(Action::Add).collect();
         let mut attempt = 1;
         let version = loop {
             let base = table.version();
-            let taken: Vec<String> = ingested_hashes(&table, TableName::Density)
-                .await?
-                .into_iter()
-                .filter(|h| ours.contains(h.as_str()))
+            let checked = async {
+                let taken: Vec<String> = ingested_hashes(&table, TableName::Density)
+                    .await?
+                    .into_iter()
+                    .filter(|h| ours.contains(h.as_str()))
+                    .collect();
+                if let Some(taken) = taken.first() {
+                    return Err(StoreError::Option(format!(
+                        "another ingest committed the same source (sha256 {}) while this one ran; nothing was written by this one",
+                        &taken[..12.min(taken.len())]
+                    )));
+                }
+                // A (cell, hour) already stored, by an earlier delivery or
+                // by a writer that committed meanwhile, is refused.
+                delivered.check(&table).await?;
+                if replace { crate::replace::take_out(&table, &covered).await.map(Some) } else { Ok(None) }
+            };
+            let replacement = match checked.await {
+                Ok(replacement) => replacement,
+                Err(error) => {
+                    remove_uncommitted(&table, &adds).await;
+                    if let Some(rollup) = rollup {
+                        rollup.abandon().await;
+                    }
+                    return Err(error);
+                }
+            };
+            if adds.is_empty() && replacement.as_ref().is_none_or(|r| r.removes.is_empty()) {
+                // A correction below k of hours that hold nothing.
+                tracing::info!(
+                    rows_read,
+                    suppressed,
+                    "Nothing to write: no stored rows to replace, none at or above k."
+                );
+                return Ok(report);
+            }
+            let mut metadata = metadata.clone();
+            if let Some(replacement) = &replacement {
+                metadata["replaced"] = json!({ "hours": covered.hours(), "cell_hours": replacement.cell_hours });
+            }
+            let actions: Vec<Action> = adds
+                .iter()
+                .cloned()
+                .map(Action::Add)
+                .chain(replacement.iter().flat_map(Replacement::actions))
                 .collect();
-            // A (cell, hour) already stored, by an earlier delivery or by
-            // a writer that committed meanwhile, is refused.
-            let repeated = delivered.check(&table).await;
-            if let Err(error) = repeated {
-                remove_uncommitted(&table, &adds).await;
-                if let Some(rollup) = rollup {
-                    rollup.abandon().await;
-                }
-                return Err(error);
-            }
-            if !taken.is_empty() {
-                remove_uncommitted(&table, &adds).await;
-                if let Some(rollup) = rollup {
-                    rollup.abandon().await;
-                }
-                return Err(StoreError::Option(format!(
-                    "another ingest committed the same source (sha256 {}) while this one ran; nothing was written by this one",
-                    &taken[0][..12.min(taken[0].len())]
-                )));
-            }
             let snapshot = table.snapshot().map_err(StoreError::delta("density"))?;
             let committed = CommitBuilder::from(
                 CommitProperties::default()
-                    .with_metadata([(COMMIT_METADATA_KEY.to_owned(), metadata.clone())])
+                    .with_metadata([(COMMIT_METADATA_KEY.to_owned(), metadata)])
                     .with_max_retries(0),
             )
-            .with_actions(actions.clone())
-            .build(Some(snapshot), table.log_store(), operation.clone())
+            .with_actions(actions)
+            .build(Some(snapshot), table.log_store(), operation(replacement.as_ref()))
             .await;
             match committed {
-                Ok(committed) => break committed.version(),
+                Ok(committed) => {
+                    report.replaced = replacement.map_or(0, |r| r.cell_hours);
+                    break committed.version();
+                }
                 Err(error) if is_lost_race(&error) && attempt < COMMIT_ATTEMPTS => {
                     tracing::info!(
                         attempt,
                         ?base,
                         "Another writer committed to density first; checking again on top of it."
                     );
+                    if let Some(replacement) = replacement {
+                        replacement.abandon(&table).await;
+                    }
                     attempt += 1;
                     table.update_state().await.map_err(StoreError::delta("density"))?;
                 }
                 Err(error) => {
                     remove_uncommitted(&table, &adds).await;
+                    if let Some(replacement) = replacement {
+                        replacement.abandon(&table).await;
+                    }
                     if let Some(rollup) = rollup {
                         rollup.abandon().await;
                     }
@@ -851,7 +919,7 @@ fn day_chunks(rows: &[Observation]) -> impl Iterator<Item = &[Observation]> {
     })
 }
 
-fn density_batch(rows: &[Observation]) -> Result<RecordBatch, StoreError> {
+pub(crate) fn density_batch(rows: &[Observation]) -> Result<RecordBatch, StoreError> {
     let cells = Int64Array::from_iter_values(rows.iter().map(|o| o.cell as i64));
     let ts = TimestampMicrosecondArray::from_iter_values(rows.iter().map(|o| o.hour)).with_timezone("UTC");
     let counts = Int32Array::from_iter_values(rows.iter().map(|o| o.count as i32));

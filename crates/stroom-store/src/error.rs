@@ -52,8 +52,8 @@ pub enum StoreError {
     Parquet { path: PathBuf, problem: String },
     #[error(
         "{cell_hours} (cell, hour) counts of this delivery are stored already (the first: cell {cell} at {hour}); \
-         adding them would count them twice, so nothing was written (deliver each hour once; stroom does not \
-         replace stored counts)"
+         adding them would count them twice, so nothing was written (deliver each hour once; a corrected \
+         delivery replaces the stored hours with --replace, a supplementary one adds to them with --add-to-stored)"
     )]
     Repeated { cell_hours: u64, cell: String, hour: String },
     #[error("the sum of counts for cell {cell} at {hour} exceeds {max}")]

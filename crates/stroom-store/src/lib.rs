@@ -41,6 +41,7 @@ mod error;
 mod input;
 mod location;
 mod overlap;
+mod replace;
 mod runs;
 mod schema;
 mod store;
@@ -48,7 +49,7 @@ mod summary;
 
 pub use arrivals::{ArrivalsIngest, ArrivalsReport, EmptyCounts};
 pub use daily::{catch_up_daily, daily_table_for, density_daily_schema};
-pub use density::{DEFAULT_SPILL_ENTRIES, DensityIngest, DensityReport, SourceFile};
+pub use density::{DEFAULT_SPILL_ENTRIES, DensityIngest, DensityReport, OnStored, SourceFile};
 pub use error::{Location, StoreError};
 pub use input::quoted;
 pub use location::{StorageOptions, StroomObjectStores, check_storage_options, is_s3, s3_store};

@@ -27,7 +27,7 @@ pub(crate) struct DeliveredKeys {
 }
 
 /// The day of a density file from its partition folder (`day=YYYY-MM-DD/…`).
-fn file_day(path: &str) -> Option<i32> {
+pub(crate) fn file_day(path: &str) -> Option<i32> {
     let folder = path.split('/').find_map(|part| part.strip_prefix("day="))?;
     let date = chrono::NaiveDate::parse_from_str(folder, "%Y-%m-%d").ok()?;
     Some(stroom_core::date_to_days(date))

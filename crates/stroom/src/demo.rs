@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use stroom_store::{ArrivalsIngest, DEFAULT_K, EmptyCounts};
+use stroom_store::{ArrivalsIngest, DEFAULT_K, EmptyCounts, OnStored};
 
 use stroom_api::{Capacity, KeyFile, MapFormat, Role};
 
@@ -99,8 +99,14 @@ pub(crate) async fn run(args: &DemoArgs) -> Result<()> {
     crate::ingest_arrivals(&store, &sim.join("arrivals.csv"), &ArrivalsIngest::default()).await?;
 
     println!("\n# Simulated hourly device counts per H3 cell");
-    crate::ingest_density(&store, &[sim.join("density")], stroom_core::DEFAULT_ROUTE_RESOLUTION, DEFAULT_K, false)
-        .await?;
+    crate::ingest_density(
+        &store,
+        &[sim.join("density")],
+        stroom_core::DEFAULT_ROUTE_RESOLUTION,
+        DEFAULT_K,
+        OnStored::Refuse,
+    )
+    .await?;
 
     println!("\n# What the store holds");
     crate::print_tables(&store.summaries().await?)?;
@@ -218,7 +224,7 @@ pub(crate) async fn run(args: &DemoArgs) -> Result<()> {
     println!("\n# The REST API");
     let keys = args.dir.join("keys.toml");
     let created = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let (token, _) = KeyFile::create_key(&keys, Role::Viewer, None, created)?;
+    let (token, _) = KeyFile::create_key(&keys, Role::Viewer, None, created, None)?;
     let serve = ServeArgs {
         store: store_args.clone(),
         engine: EngineArgs::default(),

@@ -24,7 +24,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use location::StoreArgs;
 use stroom_core::{DEFAULT_BUFFER_RINGS, DEFAULT_ROUTE_RESOLUTION, Resolution};
-use stroom_store::{ArrivalsIngest, DEFAULT_K, DensityIngest, EmptyCounts, Store, TableSummary};
+use stroom_store::{ArrivalsIngest, DEFAULT_K, DensityIngest, EmptyCounts, OnStored, Store, TableSummary};
 
 /// stroom: migration-flow forecasting from aggregated smartphone density on the H3 grid.
 #[derive(Debug, Parser)]
@@ -118,8 +118,14 @@ enum IngestCommand {
         /// Add the counts to cell-hours already stored (a supplementary
         /// delivery, such as a second provider's devices) instead of
         /// refusing a delivery that repeats stored cell-hours.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "replace")]
         add_to_stored: bool,
+        /// A corrected delivery: replace every stored cell-hour of the
+        /// hours the files cover, in the same commit (cells they do not
+        /// bring for such an hour are no longer stored; the earlier
+        /// version stays readable by time travel).
+        #[arg(long)]
+        replace: bool,
     },
     /// Official daily arrivals per station: a CSV with date,station,count, or
     /// date,count with --station, or other layouts with the column options.
@@ -183,8 +189,13 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Forecast(args) => forecast::forecast(&args).await.map(|_| ()),
         Command::Scenario(args) => scenario::run(&args).await,
         Command::Ingest { what } => match what {
-            IngestCommand::Density { paths, store, resolution, k, add_to_stored } => {
-                ingest_density(&store.create()?, &paths, resolution, k, add_to_stored).await.map(|_| ())
+            IngestCommand::Density { paths, store, resolution, k, add_to_stored, replace } => {
+                let on_stored = match (add_to_stored, replace) {
+                    (true, _) => OnStored::Add,
+                    (_, true) => OnStored::Replace,
+                    _ => OnStored::Refuse,
+                };
+                ingest_density(&store.create()?, &paths, resolution, k, on_stored).await.map(|_| ())
             }
             IngestCommand::Arrivals { file, store, station, date_column, count_column, station_column, empty } => {
                 let ingest = ArrivalsIngest {
@@ -224,10 +235,10 @@ pub(crate) async fn ingest_density(
     paths: &[PathBuf],
     resolution: u8,
     k: u32,
-    add_to_stored: bool,
+    on_stored: OnStored,
 ) -> Result<stroom_store::DensityReport> {
     let resolution = Resolution::new(i64::from(resolution))?;
-    let ingest = DensityIngest { add_to_stored, ..DensityIngest::new(resolution, k)? };
+    let ingest = DensityIngest { on_stored, ..DensityIngest::new(resolution, k)? };
     let total: u64 = paths.iter().map(|p| walk_size(p)).sum();
     let bar = ProgressBar::new(total).with_style(
         ProgressStyle::with_template("{spinner} ingest {bytes}/{total_bytes} {wide_bar} {eta}")
@@ -258,6 +269,9 @@ pub(crate) async fn ingest_density(
         "density: {} rows read, {} cell-hours, {} cells, {} cell-hours suppressed below k={}, {} rows written over {} days",
         report.rows_read, report.cell_hours, report.cells, report.suppressed, k, report.rows_written, report.days
     );
+    if on_stored == OnStored::Replace {
+        println!("density: {} stored cell-hours of the {} hours delivered replaced", report.replaced, report.hours);
+    }
     println!("density: table version {}", version_change(report.version_before, report.version));
     Ok(report)
 }

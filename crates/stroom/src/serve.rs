@@ -66,11 +66,26 @@ pub(crate) enum KeysCommand {
         /// Routes the key may see (comma-separated); every route when omitted.
         #[arg(long, value_delimiter = ',')]
         routes: Vec<String>,
+        /// When the key stops working: a duration from now (90d, 12h, 30m,
+        /// 2w) or a time (RFC 3339, or YYYY-MM-DD for its midnight UTC);
+        /// never when omitted.
+        #[arg(long)]
+        expires: Option<String>,
         /// The key file.
         #[arg(long, default_value = "keys.toml")]
         keys: PathBuf,
     },
-    /// List the keys of a key file (ids, roles, routes; never tokens).
+    /// Revoke a key: a running server refuses its token within seconds (it
+    /// reads the key file again when it changes). The key stays listed, so
+    /// that its refusals are logged under its id.
+    Revoke {
+        /// The key's id (see `stroom keys list`).
+        id: String,
+        /// The key file.
+        #[arg(long, default_value = "keys.toml")]
+        keys: PathBuf,
+    },
+    /// List the keys of a key file (ids, roles, state, expiry, routes; never tokens).
     List {
         /// The key file.
         #[arg(long, default_value = "keys.toml")]
@@ -80,7 +95,7 @@ pub(crate) enum KeysCommand {
 
 pub(crate) fn keys(command: &KeysCommand) -> Result<()> {
     match command {
-        KeysCommand::Create { role, routes, keys } => {
+        KeysCommand::Create { role, routes, expires, keys } => {
             let known = load_routes(None)?;
             for id in routes {
                 if !known.iter().any(|r| r.id == *id) {
@@ -88,25 +103,53 @@ pub(crate) fn keys(command: &KeysCommand) -> Result<()> {
                 }
             }
             let scope = (!routes.is_empty()).then(|| routes.iter().cloned().collect::<BTreeSet<_>>());
-            let created = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-            let (token, record) = KeyFile::create_key(keys, *role, scope, created)?;
+            let now = chrono::Utc::now();
+            let created = now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+            let expires = expires
+                .as_deref()
+                .map(|text| stroom_api::expiry(text, now).map_err(|e| anyhow::anyhow!("--expires: {e}")))
+                .transpose()?
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+            let (token, record) = KeyFile::create_key(keys, *role, scope, created, expires)?;
             println!("{token}");
+            let until = record.expires.as_deref().map(|t| format!(", expires {t}")).unwrap_or_default();
             eprintln!(
-                "created key {} ({}) in {}; the token above is shown only once",
+                "created key {} ({}{until}) in {}; the token above is shown only once",
                 record.id,
                 role.as_str(),
                 keys.display()
             );
             Ok(())
         }
+        KeysCommand::Revoke { id, keys } => {
+            let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+            let record = KeyFile::revoke(keys, id, now)?;
+            eprintln!(
+                "key {} ({}) revoked at {} in {}",
+                record.id,
+                record.role.as_str(),
+                record.revoked.as_deref().unwrap_or_default(),
+                keys.display()
+            );
+            Ok(())
+        }
         KeysCommand::List { keys } => {
             let file = KeyFile::load(keys)?;
+            let now = chrono::Utc::now();
             for key in &file.keys {
                 let routes = key
                     .routes
                     .as_ref()
                     .map_or("all routes".to_owned(), |r| r.iter().cloned().collect::<Vec<_>>().join(","));
-                println!("{:<18} {:<8} {:<24} {}", key.id, key.role.as_str(), key.created, routes);
+                let state = match key.state(now) {
+                    stroom_api::KeyState::Active => match &key.expires {
+                        Some(at) => format!("active until {at}"),
+                        None => "active".to_owned(),
+                    },
+                    stroom_api::KeyState::Revoked(at) => format!("revoked {at}"),
+                    stroom_api::KeyState::Expired(at) => format!("expired {at}"),
+                };
+                println!("{:<18} {:<8} {:<24} {:<36} {}", key.id, key.role.as_str(), key.created, state, routes);
             }
             Ok(())
         }
@@ -151,6 +194,7 @@ pub(crate) async fn serve(args: &ServeArgs, announce: impl FnOnce(SocketAddr)) -
     );
     let config = ApiConfig {
         keys,
+        keys_file: Some(args.keys.clone()),
         audit_log: Some(args.audit.clone()),
         request_timeout: std::time::Duration::from_millis(args.request_timeout_ms),
         webhooks: args.webhooks.clone(),
