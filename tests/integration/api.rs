@@ -273,6 +273,12 @@ impl Server {
         }
     }
 
+    /// Sends the server a signal (`HUP`, `TERM`, …).
+    pub(crate) fn signal(&self, name: &str) {
+        let status = Command::new("kill").args([&format!("-{name}"), &self.child.id().to_string()]).status().unwrap();
+        assert!(status.success());
+    }
+
     /// Stops the server with SIGTERM (graceful shutdown) and returns whether
     /// it exited cleanly, and its remaining output.
     pub(crate) fn stop(mut self) -> bool {
@@ -738,4 +744,93 @@ fn keys_are_refused_with_a_clear_message() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("keys.toml") && stderr.contains("64 hex digits"), "{stderr}");
+}
+
+/// Polls `path` with `token` until it answers `status`; returns how long
+/// that took. Panics after `limit`.
+fn wait_for_status(server: &Server, path: &str, token: &str, status: u16, limit: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        let reply = server.get(path, Some(token));
+        if reply.status == status {
+            return started.elapsed();
+        }
+        assert!(started.elapsed() < limit, "{path} still answers {} after {limit:?}: {}", reply.status, reply.text());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn keys_are_revoked_expire_and_are_reloaded_by_the_running_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (arrivals, store) = (d.join("arrivals.csv"), d.join("store"));
+    std::fs::write(&arrivals, "date,station,count\n2024-05-01,dover,12\n").unwrap();
+    run(&["ingest", "arrivals", arrivals.to_str().unwrap(), "--store", store.to_str().unwrap()]);
+    let routes = repo_root().join("data/routes");
+    let (keys, audit) = (d.join("keys.toml"), d.join("audit.jsonl"));
+    let keys_arg = keys.to_str().unwrap();
+    let admin = create_key(&keys, "admin", None);
+    let viewer = create_key(&keys, "viewer", None);
+    // A key that expires in a few seconds (an expiry in the past is refused).
+    let soon = (chrono::Utc::now() + chrono::Duration::seconds(8)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let out = stroom(&["keys", "create", "--role", "viewer", "--expires", &soon, "--keys", keys_arg]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let expiring = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("expires {soon}")));
+    let out = stroom(&["keys", "create", "--role", "viewer", "--expires", "2000-01-01", "--keys", keys_arg]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("not in the future"));
+    let id_of = |token_index: usize| {
+        let listed = run(&["keys", "list", "--keys", keys_arg]);
+        listed.lines().nth(token_index).unwrap().split_whitespace().next().unwrap().to_owned()
+    };
+    let (viewer_id, expiring_id) = (id_of(1), id_of(2));
+
+    let server = Server::start(&store, &routes, &keys, &audit);
+    for token in [&admin, &viewer, &expiring] {
+        assert_eq!(server.get("/v1/routes", Some(token)).status, 200);
+    }
+    // Revoked while the server runs: refused within seconds, naming the key.
+    let revoked = stroom(&["keys", "revoke", &viewer_id, "--keys", keys_arg]);
+    assert!(revoked.status.success(), "{}", String::from_utf8_lossy(&revoked.stderr));
+    let took = wait_for_status(&server, "/v1/routes", &viewer, 401, Duration::from_secs(10));
+    let detail = server.get("/v1/routes", Some(&viewer)).problem(401);
+    assert!(detail.contains(&format!("key '{viewer_id}' was revoked at")), "{detail}");
+    assert!(run(&["keys", "list", "--keys", keys_arg]).contains("revoked 20"));
+    // Expired: refused once its time has passed, with no change to the file.
+    wait_for_status(&server, "/v1/routes", &expiring, 401, Duration::from_secs(20));
+    let detail = server.get("/v1/routes", Some(&expiring)).problem(401);
+    assert_eq!(detail, format!("key '{expiring_id}' expired at {soon}"));
+    // A key file made unreadable keeps the keys in force; a new key lands.
+    let good = std::fs::read_to_string(&keys).unwrap();
+    std::fs::write(&keys, "[[keys]\nthis is not toml").unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(server.get("/v1/routes", Some(&admin)).status, 200);
+    std::fs::write(&keys, good).unwrap();
+    let newer = create_key(&keys, "analyst", None);
+    wait_for_status(&server, "/v1/routes", &newer, 200, Duration::from_secs(10));
+    assert!(server.stop());
+
+    // With the periodic check an hour apart, SIGHUP reads the file at once.
+    let server = Server::start_with(&store, &routes, &keys, &audit, &["--key-check-interval-ms", "3600000"]);
+    assert_eq!(server.get("/v1/routes", Some(&newer)).status, 200);
+    let newer_id = id_of(3);
+    assert!(stroom(&["keys", "revoke", &newer_id, "--keys", keys_arg]).status.success());
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(server.get("/v1/routes", Some(&newer)).status, 200, "not read again without a signal");
+    server.signal("HUP");
+    let after_hangup = wait_for_status(&server, "/v1/routes", &newer, 401, Duration::from_secs(10));
+    assert_eq!(server.get("/v1/routes", Some(&admin)).status, 200);
+    assert!(server.stop());
+
+    // Every refusal is in the audit log under the key's id and state.
+    let lines: Vec<Value> =
+        std::fs::read_to_string(&audit).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let refused = |id: &str, state: &str| {
+        lines.iter().filter(|l| l["key_id"] == id && l["status"] == 401 && l["key_state"] == state).count()
+    };
+    assert!(refused(&viewer_id, "revoked") >= 2 && refused(&expiring_id, "expired") >= 2, "{lines:#?}");
+    assert!(refused(&newer_id, "revoked") >= 1);
+    assert!(lines.iter().filter(|l| l["status"] == 200).all(|l| l.get("key_state").is_none()));
+    eprintln!("revocation took effect after {took:?} (polling) and {after_hangup:?} (SIGHUP)");
 }

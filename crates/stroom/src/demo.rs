@@ -238,6 +238,7 @@ pub(crate) async fn run(args: &DemoArgs) -> Result<()> {
         request_timeout_ms: 60_000,
         upload_limit_mib: 1024,
         upload_timeout_s: 1800,
+        key_check_interval_ms: 1000,
         upload_dir: None,
     };
     crate::serve::serve(&serve, |addr| {

@@ -50,6 +50,11 @@ pub(crate) struct ServeArgs {
     /// Longest time an upload and its ingest may take, in seconds.
     #[arg(long, default_value_t = 1800)]
     pub(crate) upload_timeout_s: u64,
+    /// How often the key file is checked for changes (revoked, expired or
+    /// new keys take effect without a restart), in milliseconds; SIGHUP
+    /// checks it at once.
+    #[arg(long, default_value_t = 1000)]
+    pub(crate) key_check_interval_ms: u64,
     /// A local folder for uploads before they are ingested; the system's
     /// temporary folder when omitted.
     #[arg(long)]
@@ -170,8 +175,8 @@ pub(crate) async fn serve(args: &ServeArgs, announce: impl FnOnce(SocketAddr)) -
     if args.request_timeout_ms == 0 {
         bail!("--request-timeout-ms must be at least 1");
     }
-    if args.upload_limit_mib == 0 || args.upload_timeout_s == 0 {
-        bail!("--upload-limit-mib and --upload-timeout-s must be at least 1");
+    if args.upload_limit_mib == 0 || args.upload_timeout_s == 0 || args.key_check_interval_ms == 0 {
+        bail!("--upload-limit-mib, --upload-timeout-s and --key-check-interval-ms must be at least 1");
     }
     if let Some(dir) = &args.upload_dir {
         if !dir.is_dir() {
@@ -195,6 +200,7 @@ pub(crate) async fn serve(args: &ServeArgs, announce: impl FnOnce(SocketAddr)) -
     let config = ApiConfig {
         keys,
         keys_file: Some(args.keys.clone()),
+        key_check_interval: std::time::Duration::from_millis(args.key_check_interval_ms),
         audit_log: Some(args.audit.clone()),
         request_timeout: std::time::Duration::from_millis(args.request_timeout_ms),
         webhooks: args.webhooks.clone(),
