@@ -151,7 +151,7 @@ TOKEN=$("$STROOM_BIN" keys create --role viewer --keys "$KEYS" | tail -n 1 | tr 
 
 SPORT=$(free_port)
 "$STROOM_BIN" serve --store "$STORE" --addr "127.0.0.1:$SPORT" --keys "$KEYS" \
-  --audit "$WORK/audit.jsonl" >"$WORK/serve.log" 2>&1 &
+  --audit "$WORK/audit.jsonl" --jobs "$WORK/jobs.jsonl" >"$WORK/serve.log" 2>&1 &
 SERVE_PID=$!
 wait_ready "http://127.0.0.1:$SPORT/readyz" "$SERVE_PID" "$READY_TIMEOUT" "stroom serve" "$WORK/serve.log"
 log "stroom serve ready on 127.0.0.1:$SPORT (pid $SERVE_PID)"

@@ -67,7 +67,7 @@ _SCENARIO_SCHEMA = pa.schema(
 _HOUR = pa.timestamp("us", tz="UTC")
 
 # The states a job ends in (JobStatus in the OpenAPI document).
-_FINISHED = ("succeeded", "failed")
+_FINISHED = ("succeeded", "failed", "interrupted")
 
 
 _ALERTS_SCHEMA = pa.schema(
@@ -325,8 +325,9 @@ class Client:
         ``segment:ROUTE/SEGMENT``) as a job (``POST /v1/backtests``; analyst
         keys). With ``wait`` it polls the job every ``poll`` seconds until it
         has succeeded and returns it (status, run id, metrics per model); a
-        failed job raises :class:`ApiError` with status 500 and the job
-        under ``problem["job"]``, and a job still running after ``timeout``
+        failed job (or one interrupted by a server restart) raises
+        :class:`ApiError` with status 500 and the job under
+        ``problem["job"]``, and a job still running after ``timeout``
         seconds raises ``TimeoutError``. Without ``wait`` it returns the
         queued job."""
         body: Dict[str, Any] = {"target": target, "horizon": horizon, "folds": folds, "step": step}
@@ -469,8 +470,8 @@ class Client:
                 raise TimeoutError(f"{kind} job {job['id']} is still {job['status']} after {timeout} s")
             time.sleep(min(poll, left))
             job = self._get(location).object()
-        if job["status"] == "failed":
-            detail = job.get("error") or "the job failed"
+        if job["status"] in ("failed", "interrupted"):
+            detail = job.get("error") or f"the job {job['status']}"
             problem = {
                 "type": "about:blank",
                 "title": "Internal Server Error",
@@ -478,7 +479,7 @@ class Client:
                 "detail": detail,
                 "job": job,
             }
-            raise ApiError(500, problem, f"{kind} job {job['id']} failed: {detail}")
+            raise ApiError(500, problem, f"{kind} job {job['id']} {job['status']}: {detail}")
         return job
 
 

@@ -167,6 +167,7 @@ impl Server {
     ) -> Server {
         // Capacities beside the keys, never in the working directory.
         let capacities = keys.with_file_name("capacities.toml").to_str().unwrap().to_owned();
+        let jobs = audit.with_file_name("jobs.jsonl").to_str().unwrap().to_owned();
         let mut child = Command::new(stroom_binary())
             .args(["serve", "--store", store, "--addr", "127.0.0.1:0"])
             .args(["--routes", routes.to_str().unwrap(), "--keys", keys.to_str().unwrap()])
@@ -176,6 +177,7 @@ impl Server {
             } else {
                 vec!["--capacities".to_owned(), capacities]
             })
+            .args(if extra.contains(&"--jobs") { Vec::new() } else { vec!["--jobs".to_owned(), jobs] })
             .args(extra)
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdout(Stdio::piped())
@@ -271,6 +273,12 @@ impl Server {
             assert!(Instant::now() < deadline, "job {path} still {} after {limit:?}", job["status"]);
             std::thread::sleep(Duration::from_millis(300));
         }
+    }
+
+    /// Kills the server with SIGKILL, as a crash would, and waits for it.
+    pub(crate) fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
     }
 
     /// Sends the server a signal (`HUP`, `TERM`, …).
@@ -833,4 +841,78 @@ fn keys_are_revoked_expire_and_are_reloaded_by_the_running_server() {
     assert!(refused(&newer_id, "revoked") >= 1);
     assert!(lines.iter().filter(|l| l["status"] == 200).all(|l| l.get("key_state").is_none()));
     eprintln!("revocation took effect after {took:?} (polling) and {after_hangup:?} (SIGHUP)");
+}
+
+#[test]
+fn jobs_outlive_a_killed_server_and_come_back_interrupted() {
+    let scene = scene();
+    let (admin, analyst) = (create_key(&scene.keys, "admin", None), create_key(&scene.keys, "analyst", None));
+    let audit = scene.dir.path().join("audit.jsonl");
+    let server = Server::start(&scene.store, &scene.routes, &scene.keys, &audit);
+    let request = r#"{"target":"station:dover","horizon":7,"folds":2,"step":7,"models":["seasonal_naive","naive"]}"#;
+    let started = server.post("/v1/backtests", Some(&analyst), request);
+    assert_eq!(started.status, 202, "{}", started.text());
+    let finished_at = started.header("location").unwrap().to_owned();
+    let finished = server.wait_job(&finished_at, &analyst, Duration::from_secs(300));
+    assert_eq!(finished["status"], "succeeded", "{finished}");
+    // A refresh, and a backtest queued behind it; the server is killed
+    // while the refresh runs.
+    let refresh = server.post("/v1/forecasts/refresh", Some(&admin), "");
+    assert_eq!(refresh.status, 202, "{}", refresh.text());
+    let refresh_at = refresh.header("location").unwrap().to_owned();
+    let queued = server.post("/v1/backtests", Some(&analyst), request);
+    let queued_at = queued.header("location").unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let job = server.get(&refresh_at, Some(&admin)).json();
+        if job["status"] == "running" {
+            break;
+        }
+        assert_eq!(job["status"], "queued", "the refresh ended before it could be interrupted: {job}");
+        assert!(Instant::now() < deadline, "the refresh did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(server.get(&queued_at, Some(&analyst)).json()["status"], "queued");
+    server.kill();
+
+    let server = Server::start(&scene.store, &scene.routes, &scene.keys, &audit);
+    let again = server.get(&finished_at, Some(&analyst)).json();
+    assert_eq!(
+        (&again["status"], &again["metrics"], &again["run_id"]),
+        (&finished["status"], &finished["metrics"], &finished["run_id"])
+    );
+    let refresh = server.get(&refresh_at, Some(&admin)).json();
+    assert_eq!(refresh["status"], "interrupted", "{refresh}");
+    assert!(refresh["error"].as_str().unwrap().contains("while the job was running"), "{refresh}");
+    assert!(refresh["finished_at"].is_string());
+    let job = server.get(&queued_at, Some(&analyst)).json();
+    assert_eq!(job["status"], "interrupted", "{job}");
+    assert!(job["error"].as_str().unwrap().contains("while the job was queued"), "{job}");
+    // The store is as the refresh found it, and both jobs can be submitted again.
+    assert_eq!(server.get("/readyz", None).status, 200);
+    let refresh = server.post("/v1/forecasts/refresh", Some(&admin), "");
+    let job = server.wait_job(refresh.header("location").unwrap(), &admin, Duration::from_secs(300));
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let resubmitted = server.post("/v1/backtests", Some(&analyst), &job_request(&server, &queued_at, &analyst));
+    let job = server.wait_job(resubmitted.header("location").unwrap(), &analyst, Duration::from_secs(300));
+    assert_eq!((&job["status"], &job["metrics"]), (&"succeeded".into(), &finished["metrics"]));
+    assert!(server.stop());
+    // A third start reads the same jobs.
+    let server = Server::start(&scene.store, &scene.routes, &scene.keys, &audit);
+    assert_eq!(server.get(&queued_at, Some(&analyst)).json()["status"], "interrupted");
+    assert!(server.stop());
+
+    // Every audit line, up to the kill and after it, is complete JSON.
+    let text = std::fs::read_to_string(&audit).unwrap();
+    for (number, line) in text.lines().enumerate() {
+        serde_json::from_str::<Value>(line).unwrap_or_else(|e| panic!("audit line {}: {e}: {line}", number + 1));
+    }
+    assert!(text.ends_with('\n'));
+    let out = stroom(&["tables", "--store", scene.store.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// The request of a recorded backtest job, as a body to submit again.
+fn job_request(server: &Server, location: &str, token: &str) -> String {
+    server.get(location, Some(token)).json()["request"].to_string()
 }

@@ -523,6 +523,9 @@ pub enum JobStatus {
     Succeeded,
     /// Stopped with an error.
     Failed,
+    /// The server stopped while the job was queued or running; nothing of
+    /// it was recorded. Submit it again.
+    Interrupted,
 }
 
 /// A model's accuracy over a backtest's folds (all horizons).

@@ -857,18 +857,16 @@ pub(crate) async fn start_backtest(
         run_id: None,
         metrics: Vec::new(),
     };
-    state
-        .jobs
-        .backtests
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(id.clone(), BacktestEntry { job: job.clone(), routes });
+    let entry = BacktestEntry { job: job.clone(), routes };
+    state.journal_backtest(&entry);
+    state.jobs.backtests.lock().unwrap_or_else(|p| p.into_inner()).insert(id.clone(), entry);
     let worker = state.0.clone();
     tokio::spawn(async move {
         let permit = worker.jobs.worker.acquire().await;
         let update = |f: &dyn Fn(&mut BacktestJob)| {
             if let Some(entry) = worker.jobs.backtests.lock().unwrap_or_else(|p| p.into_inner()).get_mut(&id) {
                 f(&mut entry.job);
+                worker.journal_backtest(entry);
             }
         };
         update(&|job| job.status = JobStatus::Running);
@@ -952,6 +950,7 @@ pub(crate) async fn start_refresh(state: Shared, Key(caller): Key) -> Result<Res
         run_id: None,
         targets: Vec::new(),
     };
+    state.journal_refresh(&job);
     state.jobs.refreshes.lock().unwrap_or_else(|p| p.into_inner()).insert(id.clone(), job.clone());
     let worker = state.0.clone();
     tokio::spawn(async move {
@@ -959,6 +958,7 @@ pub(crate) async fn start_refresh(state: Shared, Key(caller): Key) -> Result<Res
         let update = |f: &dyn Fn(&mut RefreshJob)| {
             if let Some(job) = worker.jobs.refreshes.lock().unwrap_or_else(|p| p.into_inner()).get_mut(&id) {
                 f(job);
+                worker.journal_refresh(job);
             }
         };
         update(&|job| job.status = JobStatus::Running);

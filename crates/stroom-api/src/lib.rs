@@ -34,6 +34,7 @@ mod backend;
 mod dto;
 mod error;
 mod handlers;
+mod journal;
 mod metrics;
 mod openapi;
 mod server;

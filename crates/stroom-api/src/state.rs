@@ -37,6 +37,10 @@ pub struct ApiConfig {
     pub keys_file: Option<PathBuf>,
     /// How often the key file is checked for changes.
     pub key_check_interval: Duration,
+    /// The job journal (JSON lines): backtest and refresh jobs are recorded
+    /// there, so that they are still answered after a restart. Jobs live in
+    /// memory only when `None`.
+    pub jobs_journal: Option<PathBuf>,
     /// Where the audit log is appended; no audit log when `None`.
     pub audit_log: Option<PathBuf>,
     /// Longest time a request may take before it is answered with a 503 problem.
@@ -66,6 +70,7 @@ impl Default for ApiConfig {
             keys: KeyFile::default(),
             keys_file: None,
             key_check_interval: Duration::from_secs(1),
+            jobs_journal: None,
             audit_log: None,
             request_timeout: Duration::from_secs(60),
             body_limit: 64 * 1024,
@@ -155,6 +160,8 @@ pub(crate) struct AppState {
     pub(crate) metrics: crate::metrics::Metrics,
     snapshot: RwLock<Arc<Snapshot>>,
     pub(crate) jobs: Jobs,
+    /// Where every job state is recorded, if anywhere.
+    journal: Option<crate::journal::Journal>,
     /// Each route's cells at the route resolution, for scoping cell queries.
     pub(crate) route_cells: HashMap<String, BTreeSet<u64>>,
     pub(crate) openapi: String,
@@ -220,6 +227,20 @@ pub(crate) struct Caller {
 }
 
 impl AppState {
+    /// Records a backtest job's state in the journal.
+    pub(crate) fn journal_backtest(&self, entry: &BacktestEntry) {
+        if let Some(journal) = &self.journal {
+            journal.record(&crate::journal::Entry::Backtest { job: entry.job.clone(), routes: entry.routes.clone() });
+        }
+    }
+
+    /// Records a refresh job's state in the journal.
+    pub(crate) fn journal_refresh(&self, job: &RefreshJob) {
+        if let Some(journal) = &self.journal {
+            journal.record(&crate::journal::Entry::Refresh { job: job.clone() });
+        }
+    }
+
     /// The current forecast snapshot.
     pub(crate) fn snapshot(&self) -> Arc<Snapshot> {
         self.snapshot.read().unwrap_or_else(|p| p.into_inner()).clone()
@@ -305,6 +326,28 @@ pub(crate) async fn state(backend: Arc<dyn Backend>, config: ApiConfig) -> Resul
         let set: BTreeSet<u64> = cells.segments.iter().flat_map(|s| s.cells.iter().map(|c| c.to_u64())).collect();
         route_cells.insert(route.id.clone(), set);
     }
+    let jobs = Jobs::default();
+    let journal = match &config.jobs_journal {
+        Some(path) => {
+            let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+            let (journal, entries) = crate::journal::Journal::open(path, &now)?;
+            for entry in entries {
+                match entry {
+                    crate::journal::Entry::Backtest { job, routes } => {
+                        jobs.backtests
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .insert(job.id.clone(), BacktestEntry { job, routes });
+                    }
+                    crate::journal::Entry::Refresh { job } => {
+                        jobs.refreshes.lock().unwrap_or_else(|p| p.into_inner()).insert(job.id.clone(), job);
+                    }
+                }
+            }
+            Some(journal)
+        }
+        None => None,
+    };
     let state = Arc::new(AppState {
         backend,
         keys: Keys::new(config.keys.clone(), config.keys_file.clone()),
@@ -312,7 +355,8 @@ pub(crate) async fn state(backend: Arc<dyn Backend>, config: ApiConfig) -> Resul
         audit,
         metrics: crate::metrics::Metrics::default(),
         snapshot: RwLock::new(Arc::new(Snapshot::default())),
-        jobs: Jobs::default(),
+        jobs,
+        journal,
         route_cells,
         openapi: crate::openapi_json(),
         notifier: crate::webhooks::Notifier::new(webhooks),

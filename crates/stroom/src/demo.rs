@@ -231,6 +231,7 @@ pub(crate) async fn run(args: &DemoArgs) -> Result<()> {
         addr: args.addr,
         keys,
         audit: args.dir.join("audit.jsonl"),
+        jobs: args.dir.join("jobs.jsonl"),
         routes: None,
         capacities: args.dir.join("capacities.toml"),
         alert_level: stroom_pipeline::DEFAULT_ALERT_LEVEL,

@@ -27,6 +27,11 @@ pub(crate) struct ServeArgs {
     /// The audit log (JSON lines, appended).
     #[arg(long, default_value = "audit.jsonl")]
     pub(crate) audit: PathBuf,
+    /// The job journal (JSON lines): backtest and refresh jobs are recorded
+    /// there and still answered after a restart (a job the server was
+    /// running when it stopped is reported as interrupted).
+    #[arg(long, default_value = "jobs.jsonl")]
+    pub(crate) jobs: PathBuf,
     /// Folder of route files; the shipped routes when omitted.
     #[arg(long)]
     pub(crate) routes: Option<PathBuf>,
@@ -202,6 +207,7 @@ pub(crate) async fn serve(args: &ServeArgs, announce: impl FnOnce(SocketAddr)) -
         keys_file: Some(args.keys.clone()),
         key_check_interval: std::time::Duration::from_millis(args.key_check_interval_ms),
         audit_log: Some(args.audit.clone()),
+        jobs_journal: Some(args.jobs.clone()),
         request_timeout: std::time::Duration::from_millis(args.request_timeout_ms),
         webhooks: args.webhooks.clone(),
         upload_limit: args.upload_limit_mib.saturating_mul(1 << 20),
