@@ -806,6 +806,7 @@ fn ingest_density(
         "suppressed": report.suppressed,
         "rows_written": report.rows_written,
         "replaced": report.replaced,
+        "held": report.held,
         "days": report.days,
         "version_before": report.version_before,
         "version": report.version,

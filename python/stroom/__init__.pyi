@@ -337,7 +337,8 @@ def ingest_density(
     files cover, in the same commit.
 
     Returns rows_read, cell_hours, cells, suppressed, rows_written,
-    replaced (stored cell-hours replaced), days,
+    replaced (stored cell-hours replaced), held (stored cell-hours a
+    correction would have moved by less than k, kept as they were), days,
     version_before, version and sources (path, sha256, rows,
     already_ingested per file).
 

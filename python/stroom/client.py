@@ -377,11 +377,12 @@ class Client:
         name for a path); the arrivals options are those of ``stroom ingest
         arrivals``. For density, ``replace`` makes the file a corrected
         delivery (every stored cell-hour of the hours it covers is replaced;
-        ``replaced_cell_hours`` says how many) and ``add_to_stored`` a
-        supplementary one; by default a file that repeats a stored
-        cell-hour is refused. Returns what the upload did: ``status``
-        (``ingested`` or ``already_ingested``), ``sha256``, ``rows_read``, ``rows_written``,
-        ``suppressed``, the table versions. A refused file raises ApiError
+        ``replaced_cell_hours`` says how many, ``held_cell_hours`` how many
+        stored counts it would have moved by less than k and were kept) and
+        ``add_to_stored`` a supplementary one; by default a file that
+        repeats a stored cell-hour is refused. Returns what the upload did:
+        ``status`` (``ingested`` or ``already_ingested``), ``sha256``,
+        ``rows_read``, ``rows_written``, ``suppressed``, the table versions. A refused file raises ApiError
         with status 422, its detail naming the line, column and value."""
         if table not in ("density", "arrivals"):
             raise ValueError(f"table={table!r} is not one of 'density', 'arrivals'")

@@ -916,3 +916,83 @@ fn jobs_outlive_a_killed_server_and_come_back_interrupted() {
 fn job_request(server: &Server, location: &str, token: &str) -> String {
     server.get(location, Some(token)).json()["request"].to_string()
 }
+
+/// `/readyz`'s refresh section, polled until `done` holds; panics after `limit`.
+fn wait_for_refresh(server: &Server, limit: Duration, done: impl Fn(&Value) -> bool) -> Value {
+    let started = Instant::now();
+    loop {
+        let refresh = server.get("/readyz", None).json()["refresh"].clone();
+        if done(&refresh) {
+            return refresh;
+        }
+        assert!(started.elapsed() < limit, "no refresh as expected after {limit:?}: {refresh:#}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn forecasts_are_refreshed_when_the_data_changes() {
+    let scene = scene();
+    let (admin, ingest, viewer) = (
+        create_key(&scene.keys, "admin", None),
+        create_key(&scene.keys, "ingest", None),
+        create_key(&scene.keys, "viewer", None),
+    );
+    let audit = scene.dir.path().join("audit.jsonl");
+    let store = scene.store.to_str().unwrap();
+    let server = Server::start_with(&scene.store, &scene.routes, &scene.keys, &audit, &["--refresh", "1s"]);
+    // Whatever the fixture's run was made from, the served run becomes current.
+    let refresh = wait_for_refresh(&server, Duration::from_secs(300), |r| r["current"] == true);
+    assert_eq!((refresh["mode"].as_str(), refresh["check_interval_s"].as_f64()), (Some("auto"), Some(1.0)));
+    assert_eq!(refresh["served_vintage"], refresh["data_versions"]);
+    let first = server.get("/v1/routes/channel/forecast", Some(&viewer)).json()["run_id"].as_str().unwrap().to_owned();
+    let last_job = refresh["last_refresh"]["id"].clone();
+
+    // Nothing changes: no refresh is started.
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(server.get("/readyz", None).json()["refresh"]["last_refresh"]["id"], last_job);
+
+    // A revised arrivals figure, uploaded: a new run follows on its own.
+    let latest = run(&[
+        "query",
+        "--store",
+        store,
+        "--format",
+        "csv",
+        "SELECT CAST(MAX(date) AS VARCHAR) AS d, \
+        MAX(count) AS c FROM arrivals WHERE station = 'dover' AND date = (SELECT MAX(date) FROM arrivals WHERE station = 'dover')",
+    ]);
+    let row: Vec<&str> = latest.lines().nth(1).unwrap().split(',').collect();
+    let body = format!("date,station,count\n{},dover,{}\n", row[0], row[1].parse::<i64>().unwrap() + 7);
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let mut uploaded = agent
+        .post(format!("{}/v1/ingest/arrivals?name=revision.csv", server.base))
+        .header("Authorization", format!("Bearer {ingest}"))
+        .header("Content-Type", "text/csv")
+        .send(body.as_bytes())
+        .unwrap();
+    let status = uploaded.status().as_u16();
+    assert_eq!(status, 201, "{}", uploaded.body_mut().read_to_string().unwrap());
+    let refresh = wait_for_refresh(&server, Duration::from_secs(300), |r| {
+        r["current"] == true && r["last_refresh"]["id"] != last_job && r["last_refresh"]["status"] == "succeeded"
+    });
+    assert_eq!(refresh["last_refresh"]["trigger"], "auto");
+    assert_eq!(refresh["served_vintage"], refresh["data_versions"]);
+    let second = server.get("/v1/routes/channel/forecast", Some(&viewer)).json();
+    assert_eq!(second["run_id"], refresh["last_refresh"]["run_id"]);
+    assert_ne!(second["run_id"], first.as_str());
+    // The earlier run is still served on request.
+    let old = server.get(&format!("/v1/routes/channel/forecast?run={first}"), Some(&viewer)).json();
+    assert_eq!(old["run_id"], first.as_str());
+    let metrics = server.get("/metrics", Some(&admin)).text();
+    assert!(metrics.contains("stroom_forecasts_current 1"), "{metrics}");
+    assert!(metrics.contains("stroom_refresh_failures 0"), "{metrics}");
+    let success = metrics.lines().find(|l| l.starts_with("stroom_refresh_last_success_timestamp_seconds ")).unwrap();
+    assert!(success.split(' ').nth(1).unwrap().parse::<f64>().unwrap() > 1.7e9, "{success}");
+    assert!(server.stop());
+    // Without --refresh the mode says so and nothing is checked.
+    let server = Server::start(&scene.store, &scene.routes, &scene.keys, &audit);
+    let refresh = server.get("/readyz", None).json()["refresh"].clone();
+    assert_eq!((refresh["mode"].as_str(), refresh["current"].is_null()), (Some("off"), true));
+    assert!(server.stop());
+}

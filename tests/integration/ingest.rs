@@ -355,17 +355,31 @@ struct Expected(std::collections::BTreeMap<(u64, i64), u64>);
 impl Expected {
     /// Applies a delivery of `(cell, hour in µs, count)` rows: summed per
     /// key, below 15 left out; with `replace`, the stored rows of every hour
-    /// the delivery covers go first.
-    fn apply(&mut self, rows: &[(u64, i64, u64)], replace: bool) {
-        if replace {
-            let hours: std::collections::BTreeSet<i64> = rows.iter().map(|r| r.1).collect();
-            self.0.retain(|(_, ts), _| !hours.contains(ts));
-        }
+    /// the delivery covers go first, but for a stored count that the
+    /// delivery would move by 1 to 14, which stays. Returns how many stayed.
+    fn apply(&mut self, rows: &[(u64, i64, u64)], replace: bool) -> usize {
         let mut summed = std::collections::BTreeMap::new();
         for &(cell, ts, count) in rows {
-            *summed.entry((cell, ts)).or_insert(0) += count;
+            *summed.entry((cell, ts)).or_insert(0u64) += count;
         }
-        self.0.extend(summed.into_iter().filter(|&(_, count)| count >= 15));
+        summed.retain(|_, count| *count >= 15);
+        let mut held = 0;
+        if replace {
+            let hours: std::collections::BTreeSet<i64> = rows.iter().map(|r| r.1).collect();
+            let stored = std::mem::take(&mut self.0);
+            for (key, count) in stored {
+                let moved = summed.get(&key).map(|new| new.abs_diff(count));
+                if !hours.contains(&key.1) {
+                    self.0.insert(key, count);
+                } else if moved.is_some_and(|m| (1..15).contains(&m)) {
+                    self.0.insert(key, count);
+                    summed.remove(&key);
+                    held += 1;
+                }
+            }
+        }
+        self.0.extend(summed);
+        held
     }
 
     /// `cell,day,devices,cell_hours` lines, as the rollup should hold them.
@@ -455,10 +469,11 @@ fn corrected_deliveries_replace_the_hours_they_cover_and_the_rollup_follows() {
     check(&expected, "two plain deliveries");
     let original = stored();
 
-    // A correction of hours 10 and 11: one count changes, one cell is gone,
-    // one falls below k, one hour of a cell is gone, a new cell appears.
+    // A correction of hours 10 and 11: one count changes by more than k and
+    // one by less (held), one cell is gone, one falls below k, one hour of a
+    // cell is gone, a new cell appears.
     let correction = vec![
-        (cells[0], hour(1, 10), 23),
+        (cells[0], hour(1, 10), 50),
         (cells[0], hour(1, 11), 24),
         (cells[2], hour(1, 10), 5),
         (cells[2], hour(1, 11), 6),
@@ -478,11 +493,11 @@ fn corrected_deliveries_replace_the_hours_they_cover_and_the_rollup_follows() {
     );
     let report = rt.block_on(replace.run(&store, std::slice::from_ref(&fixed), &noop)).unwrap();
     assert_eq!(
-        (report.hours, report.replaced, report.rows_written, report.suppressed, report.version),
-        (2, 8, 4, 2, Some(3)),
-        "8 stored cell-hours (4 cells × 2 hours) replaced by 4"
+        (report.hours, report.replaced, report.held, report.rows_written, report.suppressed, report.version),
+        (2, 7, 1, 3, 2, Some(3)),
+        "7 of the 8 stored cell-hours (4 cells × 2 hours) replaced by 3; 31 → 24 held"
     );
-    expected.apply(&correction, true);
+    assert_eq!(expected.apply(&correction, true), 1);
     check(&expected, "a correction of two hours");
     // The earlier vintage is still readable.
     let before = stroom(&[
@@ -500,13 +515,14 @@ fn corrected_deliveries_replace_the_hours_they_cover_and_the_rollup_follows() {
 
     // A partial correction through the command: hour 13 only, which the
     // second file holds; hour 14 of that file stays.
-    let thirteen = vec![(cells[0], hour(1, 13), 60)];
+    let thirteen = vec![(cells[0], hour(1, 13), 70)];
     let file = write(dir.path(), "hour-13-fixed.csv", &csv(&thirteen));
     let out = stroom(&["ingest", "density", "--store", &store_arg, "--replace", &file.to_string_lossy()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let printed = String::from_utf8_lossy(&out.stdout);
     assert!(printed.contains("density: 2 stored cell-hours of the 1 hours delivered replaced"), "{printed}");
-    expected.apply(&thirteen, true);
+    assert!(!printed.contains("held"), "{printed}");
+    assert_eq!(expected.apply(&thirteen, true), 0);
     check(&expected, "a correction of one hour of the second file");
 
     // The same correction again: the same bytes are skipped; the same rows
@@ -518,7 +534,7 @@ fn corrected_deliveries_replace_the_hours_they_cover_and_the_rollup_follows() {
     reordered.reverse();
     let refixed = write(dir.path(), "hours-10-11-fixed-again.csv", &csv(&reordered));
     let report = rt.block_on(replace.run(&store, &[refixed], &noop)).unwrap();
-    assert_eq!((report.replaced, report.rows_written, report.version), (4, 4, Some(5)));
+    assert_eq!((report.replaced, report.held, report.rows_written, report.version), (3, 1, 3, Some(5)));
     check(&expected, "the same correction repeated");
 
     // Every count of hour 14 below k: the hour is emptied, in a commit.

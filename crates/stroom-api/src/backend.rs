@@ -146,6 +146,11 @@ pub trait Backend: Send + Sync + 'static {
     /// `forecasts` table: returns the run id and the targets.
     fn refresh(&self) -> BackendFuture<'_, (String, Vec<String>)>;
 
+    /// The version of each data table a forecast reads (`density`,
+    /// `arrivals`; those that exist): compared with a run's vintage, it
+    /// tells whether the run is current.
+    fn data_versions(&self) -> BackendFuture<'_, BTreeMap<String, u64>>;
+
     /// Checks a scenario request against the routes: 400 for a closure
     /// that cannot be run.
     fn validate_scenario(&self, request: &ScenarioRequest) -> Result<(), BackendError>;

@@ -37,6 +37,31 @@ pub(crate) struct Ready {
     pub forecasts_version: Option<u64>,
     /// Forecast runs in memory.
     pub forecast_runs: usize,
+    /// The refreshes: the last one, the data versions, whether the served
+    /// run is current.
+    pub refresh: RefreshStatus,
+}
+
+/// What the server knows of its forecast refreshes.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub(crate) struct RefreshStatus {
+    /// `auto` (`stroom serve --refresh auto` or an interval) or `off`.
+    pub mode: String,
+    /// How often the data versions are checked, in seconds (auto only).
+    pub check_interval_s: Option<f64>,
+    /// The vintage of the newest run served: the version of each data table
+    /// it read.
+    pub served_vintage: Option<BTreeMap<String, u64>>,
+    /// The data tables' versions when last checked (auto only).
+    pub data_versions: Option<BTreeMap<String, u64>>,
+    /// When they were last checked (RFC 3339).
+    pub checked_at: Option<String>,
+    /// Whether the served run was made from those versions (auto only).
+    pub current: Option<bool>,
+    /// The most recent refresh job, started by an admin or automatically.
+    pub last_refresh: Option<RefreshJob>,
+    /// Refresh jobs that failed since the server started.
+    pub failures: u64,
 }
 
 /// A route in a list.
@@ -572,6 +597,17 @@ pub struct BacktestJob {
     pub metrics: Vec<MetricsEntry>,
 }
 
+/// What started a refresh.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RefreshTrigger {
+    /// An admin's `POST /v1/forecasts/refresh`.
+    #[default]
+    Request,
+    /// The server, because the data changed (`--refresh auto`).
+    Auto,
+}
+
 /// A forecast refresh job.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct RefreshJob {
@@ -579,6 +615,9 @@ pub struct RefreshJob {
     pub id: String,
     /// Where the job is.
     pub status: JobStatus,
+    /// What started it.
+    #[serde(default)]
+    pub trigger: RefreshTrigger,
     /// When the job was submitted (RFC 3339).
     pub submitted_at: String,
     /// When it finished.
@@ -900,6 +939,11 @@ pub struct IngestResult {
     /// delivery's hours that it replaced.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replaced_cell_hours: Option<u64>,
+    /// Density with `replace`: stored (cell, hour) counts that the
+    /// correction would have moved by less than k, kept as they were (the
+    /// versions before and after would differ by a count below k).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_cell_hours: Option<u64>,
     /// The table's version before the upload (absent: no table yet).
     pub version_before: Option<u64>,
     /// The table's version after it; equal to `version_before` when

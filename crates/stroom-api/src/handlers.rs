@@ -269,6 +269,7 @@ pub(crate) async fn readyz(state: Shared) -> axum::Json<Ready> {
         status: "ready".into(),
         forecasts_version: snapshot.data.version,
         forecast_runs: snapshot.data.runs.len(),
+        refresh: state.refresh_status(),
     })
 }
 
@@ -282,7 +283,7 @@ pub(crate) async fn readyz(state: Shared) -> axum::Json<Ready> {
 pub(crate) async fn metrics(state: Shared, Key(caller): Key) -> Result<Response, ApiError> {
     state.require(caller, Permission::Administer)?;
     let snapshot = state.snapshot();
-    let text = state.metrics.render(&[
+    let mut gauges = vec![
         ("stroom_forecast_runs", "Forecast runs served from memory.", snapshot.data.runs.len() as f64),
         (
             "stroom_forecasts_table_version",
@@ -290,7 +291,9 @@ pub(crate) async fn metrics(state: Shared, Key(caller): Key) -> Result<Response,
             snapshot.data.version.map_or(-1.0, |v| v as f64),
         ),
         ("stroom_jobs_active", "Jobs queued or running.", state.jobs.active.load(Ordering::SeqCst) as f64),
-    ]);
+    ];
+    gauges.extend(state.refresh_gauges());
+    let text = state.metrics.render(&gauges);
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response())
 }
 
@@ -939,53 +942,7 @@ pub(crate) async fn backtest_status(
     ))]
 pub(crate) async fn start_refresh(state: Shared, Key(caller): Key) -> Result<Response, ApiError> {
     state.require(caller, Permission::Administer)?;
-    admit_job(&state)?;
-    let id = uuid::Uuid::new_v4().to_string();
-    let job = RefreshJob {
-        id: id.clone(),
-        status: JobStatus::Queued,
-        submitted_at: now(),
-        finished_at: None,
-        error: None,
-        run_id: None,
-        targets: Vec::new(),
-    };
-    state.journal_refresh(&job);
-    state.jobs.refreshes.lock().unwrap_or_else(|p| p.into_inner()).insert(id.clone(), job.clone());
-    let worker = state.0.clone();
-    tokio::spawn(async move {
-        let permit = worker.jobs.worker.acquire().await;
-        let update = |f: &dyn Fn(&mut RefreshJob)| {
-            if let Some(job) = worker.jobs.refreshes.lock().unwrap_or_else(|p| p.into_inner()).get_mut(&id) {
-                f(job);
-                worker.journal_refresh(job);
-            }
-        };
-        update(&|job| job.status = JobStatus::Running);
-        match worker.backend.refresh().await {
-            Ok((run_id, targets)) => {
-                if let Err(error) = worker.reload(true).await {
-                    tracing::error!(%error, "Reloading forecasts after a refresh failed.");
-                }
-                update(&|job| {
-                    job.status = JobStatus::Succeeded;
-                    job.run_id = Some(run_id.clone());
-                    job.targets = targets.clone();
-                    job.finished_at = Some(now());
-                });
-            }
-            Err(error) => {
-                tracing::warn!(job = %id, %error, "A refresh job failed.");
-                update(&|job| {
-                    job.status = JobStatus::Failed;
-                    job.error = Some("the refresh failed; the failure is in the server's log".into());
-                    job.finished_at = Some(now());
-                });
-            }
-        }
-        drop(permit);
-        worker.jobs.active.fetch_sub(1, Ordering::SeqCst);
-    });
+    let (job, _) = crate::refresh::spawn_refresh(&state.0, RefreshTrigger::Request)?;
     let location = format!("/v1/forecasts/refresh/{}", job.id);
     Ok((StatusCode::ACCEPTED, [(header::LOCATION, location)], axum::Json(job)).into_response())
 }

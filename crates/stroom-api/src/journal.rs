@@ -162,6 +162,7 @@ mod tests {
             job: RefreshJob {
                 id: id.into(),
                 status,
+                trigger: Default::default(),
                 submitted_at: "2026-01-01T00:00:00Z".into(),
                 finished_at: None,
                 error: None,

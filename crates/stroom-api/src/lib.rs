@@ -37,6 +37,7 @@ mod handlers;
 mod journal;
 mod metrics;
 mod openapi;
+mod refresh;
 mod server;
 mod state;
 mod upload;
@@ -54,5 +55,6 @@ pub use dto::{
 };
 pub use error::ApiError;
 pub use openapi::openapi_json;
+pub use refresh::parse_refresh;
 pub use server::serve;
 pub use state::ApiConfig;

@@ -68,7 +68,7 @@ impl Modify for BearerAuth {
     components(schemas(
         Problem, Health, Ready, RouteSummary, RouteDetail, StationDto, SegmentDto, ForecastRow, ForecastParts, SignalShare, TargetForecast,
         RouteForecast, StationForecast, SeriesLevel, TimeResolution, Format, RouteSeriesPoint, RouteSeries,
-        CellSeriesPoint, CellSeries, Capacity, StationCapacity, AlertWindow, AlertStatus, AlertFilter, Alert, AlertList, AlertEvent, MapLayer, NowcastEntry, RouteNowcast, BacktestRequest, JobStatus, MetricsEntry, BacktestJob, RefreshJob,
+        CellSeriesPoint, CellSeries, Capacity, StationCapacity, AlertWindow, AlertStatus, AlertFilter, Alert, AlertList, AlertEvent, MapLayer, NowcastEntry, RouteNowcast, BacktestRequest, JobStatus, MetricsEntry, BacktestJob, RefreshJob, RefreshTrigger, RefreshStatus,
         ScenarioRequest, ScenarioAssumptions, ScenarioTarget, Scenario, ScenarioList,
         EmptyCount, IngestStatus, IngestResult,
     )),

@@ -212,9 +212,16 @@ pub async fn serve(
         })
     };
     let key_checker = tokio::spawn(check_keys(state.clone()));
+    let refresher = state
+        .config
+        .refresh_every
+        .map(|every| tokio::spawn(crate::refresh::refresh_automatically(state.clone(), every)));
     let served = axum::serve(listener, app(state.clone())).with_graceful_shutdown(shutdown).await;
     poller.abort();
     key_checker.abort();
+    if let Some(refresher) = refresher {
+        refresher.abort();
+    }
     if let Some(audit) = &state.audit {
         audit.close();
     }

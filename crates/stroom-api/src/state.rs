@@ -37,6 +37,9 @@ pub struct ApiConfig {
     pub keys_file: Option<PathBuf>,
     /// How often the key file is checked for changes.
     pub key_check_interval: Duration,
+    /// How often to check whether the data changed since the served
+    /// forecast run, and refresh it if so; no automatic refresh when `None`.
+    pub refresh_every: Option<Duration>,
     /// The job journal (JSON lines): backtest and refresh jobs are recorded
     /// there, so that they are still answered after a restart. Jobs live in
     /// memory only when `None`.
@@ -70,6 +73,7 @@ impl Default for ApiConfig {
             keys: KeyFile::default(),
             keys_file: None,
             key_check_interval: Duration::from_secs(1),
+            refresh_every: None,
             jobs_journal: None,
             audit_log: None,
             request_timeout: Duration::from_secs(60),
@@ -160,6 +164,8 @@ pub(crate) struct AppState {
     pub(crate) metrics: crate::metrics::Metrics,
     snapshot: RwLock<Arc<Snapshot>>,
     pub(crate) jobs: Jobs,
+    /// What the refreshes did.
+    pub(crate) refreshes: Mutex<crate::refresh::Refreshes>,
     /// Where every job state is recorded, if anywhere.
     journal: Option<crate::journal::Journal>,
     /// Each route's cells at the route resolution, for scoping cell queries.
@@ -356,6 +362,7 @@ pub(crate) async fn state(backend: Arc<dyn Backend>, config: ApiConfig) -> Resul
         metrics: crate::metrics::Metrics::default(),
         snapshot: RwLock::new(Arc::new(Snapshot::default())),
         jobs,
+        refreshes: Mutex::default(),
         journal,
         route_cells,
         openapi: crate::openapi_json(),

@@ -490,6 +490,19 @@ impl Backend for StoreBackend {
         })
     }
 
+    fn data_versions(&self) -> BackendFuture<'_, BTreeMap<String, u64>> {
+        Box::pin(async move {
+            let store = self.open()?;
+            let mut versions = BTreeMap::new();
+            for name in [TableName::Density, TableName::Arrivals] {
+                if let Some(version) = store.table(name).await.map_err(failed)?.and_then(|t| t.version()) {
+                    versions.insert(name.as_str().to_owned(), version as u64);
+                }
+            }
+            Ok(versions)
+        })
+    }
+
     fn validate_scenario(&self, request: &ScenarioRequest) -> Result<(), BackendError> {
         let spec = crate::scenario::ScenarioSpec::new(crate::scenario::Closure::from_request(request)?);
         Ok(spec.check(&self.routes)?)
@@ -562,8 +575,8 @@ impl Backend for StoreBackend {
                 } else {
                     let replaced = match on_stored {
                         stroom_store::OnStored::Replace => format!(
-                            "; {} stored (cell, hour) counts of the {} hours delivered replaced",
-                            report.replaced, report.hours
+                            "; {} stored (cell, hour) counts of the {} hours delivered replaced, {} held (moved by less than k)",
+                            report.replaced, report.hours, report.held
                         ),
                         _ => String::new(),
                     };
@@ -585,6 +598,7 @@ impl Backend for StoreBackend {
                     new_rows: None,
                     revised_rows: None,
                     replaced_cell_hours: (on_stored == stroom_store::OnStored::Replace).then_some(report.replaced),
+                    held_cell_hours: (on_stored == stroom_store::OnStored::Replace).then_some(report.held),
                     version_before: report.version_before,
                     version: report.version,
                 })
@@ -642,6 +656,7 @@ impl Backend for StoreBackend {
                     new_rows: Some(report.new_rows),
                     revised_rows: Some(report.revised_rows),
                     replaced_cell_hours: None,
+                    held_cell_hours: None,
                     version_before: report.version_before,
                     version: report.version,
                 })

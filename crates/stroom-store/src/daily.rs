@@ -262,13 +262,22 @@ impl DailyRollup {
     /// other rows join this commit and the file is removed by it.
     async fn take_out_days(&mut self, days: &HashSet<i32>) -> Result<(), StoreError> {
         let (first, last) = (days.iter().min().copied(), days.iter().max().copied());
-        let snapshot = self.table.snapshot().map_err(StoreError::delta("density_daily"))?.clone();
-        for view in snapshot.log_data() {
-            let range = view.stats().as_deref().and_then(day_range);
+        // Collected first: the snapshot's file iterator is not `Send`.
+        let files: Vec<(String, Option<(i32, i32)>, Remove)> = {
+            let snapshot = self.table.snapshot().map_err(StoreError::delta("density_daily"))?;
+            snapshot
+                .log_data()
+                .into_iter()
+                .map(|view| {
+                    let range = view.stats().as_deref().and_then(day_range);
+                    (view.object_store_path().to_string(), range, view.remove_action(true))
+                })
+                .collect()
+        };
+        for (path, range, remove) in files {
             if range.is_some_and(|(low, high)| first.is_none_or(|f| high < f) || last.is_none_or(|l| low > l)) {
                 continue;
             }
-            let path = view.object_store_path().to_string();
             let rows = read_rollup_file(&self.table, &path).await?;
             if !rows.iter().any(|r| days.contains(&r.day)) {
                 continue;
@@ -277,7 +286,7 @@ impl DailyRollup {
                 self.add(row.cell, row.day, row.devices, row.cell_hours);
             }
             self.flush_if_full().await?;
-            self.removes.push(view.remove_action(true));
+            self.removes.push(remove);
         }
         let mut days: Vec<i32> = days.iter().copied().collect();
         days.sort_unstable();

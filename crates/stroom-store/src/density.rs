@@ -76,8 +76,9 @@ pub enum OnStored {
     Add,
     /// It is the whole truth of every hour it covers (a corrected
     /// delivery): every stored cell-hour of those hours is replaced, in the
-    /// same commit; cells it does not bring for such an hour are no longer
-    /// stored.
+    /// same commit; cells it does not bring for such an hour (or brings
+    /// below k) are no longer stored. A stored count it would move by less
+    /// than k stays as it was, and is counted as held.
     Replace,
 }
 
@@ -112,6 +113,10 @@ pub struct DensityReport {
     pub replaced: u64,
     /// Hours the delivery covers (counted with [`OnStored::Replace`] only).
     pub hours: u64,
+    /// Stored (cell, hour) counts that a correction would have moved by
+    /// less than k, kept as they were ([`OnStored::Replace`]): the versions
+    /// before and after would differ by a count below k.
+    pub held: u64,
     /// Distinct days among the rows written.
     pub days: u64,
     /// Table version before the ingest (`None`: the table did not exist).
@@ -458,7 +463,21 @@ impl DensityIngest {
         let replace = ingest.on_stored == OnStored::Replace;
         let append_rollup = !replace && crate::daily::is_current(store, version_before).await?;
         let mut delivered = DeliveredKeys::start(existing.as_ref().filter(|_| ingest.on_stored == OnStored::Refuse))?;
+        // A correction first learns the hours it covers and the counts
+        // stored for them, so that it can hold the changes below k.
         let mut covered = CoveredHours::default();
+        let mut stored = None;
+        if replace {
+            for chunk in runs.merged(&rest)? {
+                for o in &chunk? {
+                    covered.add(o);
+                }
+            }
+            if let Some(existing) = &existing {
+                stored = Some(crate::replace::stored_counts(existing, &covered).await?);
+            }
+        }
+        let mut held: HashSet<(u64, i64)> = HashSet::new();
         let mut rollup: Option<DailyRollup> = None;
         // Any error stops the pass and is handled below, after the writers
         // are finished, so that whatever was written is removed.
@@ -469,14 +488,21 @@ impl DensityIngest {
                 for o in &chunk {
                     delivered.add(o);
                 }
-                if replace {
-                    for o in &chunk {
-                        covered.add(o);
-                    }
-                }
                 chunk.retain(|o| u64::from(o.count) >= k);
                 cell_hours += merged as u64;
                 suppressed += (merged - chunk.len()) as u64;
+                if let Some(stored) = &stored {
+                    // A stored count that a correction moves by less than k
+                    // stays: the two versions would differ by a count below k.
+                    chunk.retain(|o| {
+                        let change = stored.get(&(o.cell, o.hour)).map(|&s| s.abs_diff(u64::from(o.count)));
+                        let small = change.is_some_and(|c| c > 0 && c < k);
+                        if small {
+                            held.insert((o.cell, o.hour));
+                        }
+                        !small
+                    });
+                }
                 for o in &chunk {
                     if u64::from(o.count) > i32::MAX as u64 {
                         return Err(StoreError::CountOverflow {
@@ -558,6 +584,7 @@ impl DensityIngest {
             suppressed,
             rows_written,
             replaced: 0,
+            held: held.len() as u64,
             hours: covered.hours(),
             days: days.len() as u64,
             version_before,
@@ -623,7 +650,22 @@ impl DensityIngest {
                 // A (cell, hour) already stored, by an earlier delivery or
                 // by a writer that committed meanwhile, is refused.
                 delivered.check(&table).await?;
-                if replace { crate::replace::take_out(&table, &covered).await.map(Some) } else { Ok(None) }
+                if !replace {
+                    return Ok(None);
+                }
+                // The counts held were compared with the version read first;
+                // a writer that changed them since makes the correction stale.
+                if attempt > 1 && stored.is_some() {
+                    let now = crate::replace::stored_counts(&table, &covered).await?;
+                    if Some(&now) != stored.as_ref() {
+                        return Err(StoreError::Option(
+                            "another writer changed the stored counts of the corrected hours while this correction \
+                             ran; nothing was written by this one (run it again)"
+                                .into(),
+                        ));
+                    }
+                }
+                crate::replace::take_out(&table, &covered, &held).await.map(Some)
             };
             let replacement = match checked.await {
                 Ok(replacement) => replacement,

@@ -46,6 +46,7 @@ mod runs;
 mod schema;
 mod store;
 mod summary;
+mod vacuum;
 
 pub use arrivals::{ArrivalsIngest, ArrivalsReport, EmptyCounts};
 pub use daily::{catch_up_daily, daily_table_for, density_daily_schema};
@@ -57,6 +58,7 @@ pub use runs::{RUN_VALUE_COLUMNS, backtests_schema, forecasts_schema, scenarios_
 pub use schema::{DEFAULT_K, MIN_K, TableName, arrivals_schema, density_schema};
 pub use store::Store;
 pub use summary::{TableSummary, VersionSummary};
+pub use vacuum::VacuumReport;
 
 /// Progress of a long ingest, reported as input bytes processed.
 pub type Progress<'a> = &'a (dyn Fn(u64) + Sync);

@@ -5,9 +5,15 @@
 //! commit: a Delta overwrite by predicate, so that the earlier version stays
 //! readable by time travel and vintage backtests see what was known when.
 //! A cell of a covered hour that the correction does not bring (or brings
-//! below k) is no longer stored.
+//! below k) is no longer stored. A stored count that the correction would
+//! move by less than k (20 to 23, with k = 15) is held as it was: the
+//! version before and the version after would otherwise differ, in that
+//! (cell, hour), by a count below k, which anyone who reads both (time
+//! travel, or the API before and after) could take as a group of fewer
+//! than k devices. The ingest compares against [`stored_counts`] before it
+//! writes, and [`take_out`] keeps the rows it held.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::datatypes::{Int32Type, Int64Type, TimestampMicrosecondType};
@@ -110,22 +116,42 @@ impl Replacement {
     }
 }
 
-/// Rewrites, without the rows of the covered hours, each density file of
-/// `table`'s loaded snapshot that holds such a row.
-pub(crate) async fn take_out(table: &DeltaTable, covered: &CoveredHours) -> Result<Replacement, StoreError> {
-    let snapshot = table.snapshot().map_err(StoreError::delta("density"))?;
+/// The stored count of every (cell, hour) of the covered hours in `table`'s
+/// loaded snapshot (rows of one key summed: a supplementary delivery adds a
+/// row).
+pub(crate) async fn stored_counts(
+    table: &DeltaTable,
+    covered: &CoveredHours,
+) -> Result<HashMap<(u64, i64), u64>, StoreError> {
+    let mut counts: HashMap<(u64, i64), u64> = HashMap::new();
+    for (path, _) in covered_files(table, covered)? {
+        read_rows(table, &path, &mut |o| {
+            if covered.covers(o.hour) {
+                *counts.entry((o.cell, o.hour)).or_default() += u64::from(o.count);
+            }
+        })
+        .await?;
+    }
+    Ok(counts)
+}
+
+/// Rewrites, without the rows of the covered hours (but those of the keys
+/// `held`), each density file of `table`'s loaded snapshot that holds such
+/// a row.
+pub(crate) async fn take_out(
+    table: &DeltaTable,
+    covered: &CoveredHours,
+    held: &HashSet<(u64, i64)>,
+) -> Result<Replacement, StoreError> {
+    let files = covered_files(table, covered)?;
     let mut replacement = Replacement::default();
     let mut writer = None;
     let outcome = async {
-        for view in snapshot.log_data() {
-            let path = view.object_store_path().to_string();
-            if !file_day(&path).is_some_and(|day| covered.covers_day(day)) {
-                continue;
-            }
+        for (path, remove) in files {
             let mut kept = Vec::new();
             let mut taken = 0u64;
             read_rows(table, &path, &mut |o| {
-                if covered.covers(o.hour) {
+                if covered.covers(o.hour) && !held.contains(&(o.cell, o.hour)) {
                     taken += 1;
                 } else {
                     kept.push(o);
@@ -136,7 +162,7 @@ pub(crate) async fn take_out(table: &DeltaTable, covered: &CoveredHours) -> Resu
                 continue;
             }
             replacement.cell_hours += taken;
-            replacement.removes.push(view.remove_action(true));
+            replacement.removes.push(remove);
             if kept.is_empty() {
                 continue;
             }
@@ -164,6 +190,20 @@ pub(crate) async fn take_out(table: &DeltaTable, covered: &CoveredHours) -> Resu
             Err(error)
         }
     }
+}
+
+/// The density files of the covered days in `table`'s loaded snapshot, with
+/// the action that would remove each (collected first: the snapshot's file
+/// iterator is not `Send`, and the ingest's future must be).
+fn covered_files(table: &DeltaTable, covered: &CoveredHours) -> Result<Vec<(String, Remove)>, StoreError> {
+    let snapshot = table.snapshot().map_err(StoreError::delta("density"))?;
+    Ok(snapshot
+        .log_data()
+        .into_iter()
+        .map(|view| (view.object_store_path().to_string(), view))
+        .filter(|(path, _)| file_day(path).is_some_and(|day| covered.covers_day(day)))
+        .map(|(path, view)| (path, view.remove_action(true)))
+        .collect())
 }
 
 /// Passes every row of one stored density file to `each`.

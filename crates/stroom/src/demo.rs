@@ -102,9 +102,12 @@ pub(crate) async fn run(args: &DemoArgs) -> Result<()> {
     crate::ingest_density(
         &store,
         &[sim.join("density")],
-        stroom_core::DEFAULT_ROUTE_RESOLUTION,
-        DEFAULT_K,
-        OnStored::Refuse,
+        crate::DensityOptions {
+            resolution: stroom_core::DEFAULT_ROUTE_RESOLUTION,
+            k: DEFAULT_K,
+            on_stored: OnStored::Refuse,
+            spill_entries: stroom_store::DEFAULT_SPILL_ENTRIES,
+        },
     )
     .await?;
 
@@ -240,6 +243,7 @@ pub(crate) async fn run(args: &DemoArgs) -> Result<()> {
         upload_limit_mib: 1024,
         upload_timeout_s: 1800,
         key_check_interval_ms: 1000,
+        refresh: "off".to_owned(),
         upload_dir: None,
     };
     crate::serve::serve(&serve, |addr| {

@@ -48,6 +48,20 @@ enum Command {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Remove the files that no commit took (left by a writer killed before
+    /// its commit); files of every version stay, so time travel still reads
+    /// every vintage.
+    Vacuum {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Leave files younger than this (a running ingest's files are not
+        /// committed yet): 24h by default; 30m, 2h, 0s.
+        #[arg(long, default_value = "24h")]
+        older_than: String,
+        /// List what would be removed; remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Read-only SQL over a store's tables, with the H3 functions.
     Query(query::QueryArgs),
     /// Density per segment (or around each station) of a route, daily or hourly.
@@ -126,6 +140,10 @@ enum IngestCommand {
         /// version stays readable by time travel).
         #[arg(long)]
         replace: bool,
+        /// Distinct (cell, hour) keys held in memory (24 bytes each) before
+        /// sorted runs spill to temporary files: the memory bound of an ingest.
+        #[arg(long, default_value_t = stroom_store::DEFAULT_SPILL_ENTRIES)]
+        spill_entries: usize,
     },
     /// Official daily arrivals per station: a CSV with date,station,count, or
     /// date,count with --station, or other layouts with the column options.
@@ -189,13 +207,14 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Forecast(args) => forecast::forecast(&args).await.map(|_| ()),
         Command::Scenario(args) => scenario::run(&args).await,
         Command::Ingest { what } => match what {
-            IngestCommand::Density { paths, store, resolution, k, add_to_stored, replace } => {
+            IngestCommand::Density { paths, store, resolution, k, add_to_stored, replace, spill_entries } => {
                 let on_stored = match (add_to_stored, replace) {
                     (true, _) => OnStored::Add,
                     (_, true) => OnStored::Replace,
                     _ => OnStored::Refuse,
                 };
-                ingest_density(&store.create()?, &paths, resolution, k, on_stored).await.map(|_| ())
+                let options = DensityOptions { resolution, k, on_stored, spill_entries };
+                ingest_density(&store.create()?, &paths, options).await.map(|_| ())
             }
             IngestCommand::Arrivals { file, store, station, date_column, count_column, station_column, empty } => {
                 let ingest = ArrivalsIngest {
@@ -215,6 +234,22 @@ async fn run(cli: Cli) -> Result<()> {
             let store = store.open().await?;
             Ok(print_tables(&store.summaries().await?)?)
         }
+        Command::Vacuum { store, older_than, dry_run } => {
+            let store = store.open().await?;
+            let guard = parse_age(&older_than)?;
+            let report = store.vacuum(guard, dry_run).await?;
+            let verb = if report.removed { "removed" } else { "would remove" };
+            for (table, files, bytes) in &report.tables {
+                println!("{}: {verb} {files} files ({bytes} bytes) that no commit took", table.as_str());
+            }
+            if report.too_young > 0 {
+                println!(
+                    "left {} such files younger than {older_than} (an ingest may still be writing them)",
+                    report.too_young
+                );
+            }
+            Ok(())
+        }
         Command::Query(args) => query::run(&args).await,
         Command::Series(args) => series::run(&args).await,
         Command::Nowcast(args) => nowcast::run(&args).await,
@@ -230,15 +265,39 @@ async fn run(cli: Cli) -> Result<()> {
     }
 }
 
+/// An age: a number and a unit, `s`, `m`, `h` or `d` (`24h`, `0s`).
+fn parse_age(text: &str) -> Result<std::time::Duration> {
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let seconds = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => 0,
+    };
+    match number.parse::<u64>() {
+        Ok(n) if seconds > 0 => Ok(std::time::Duration::from_secs(n.saturating_mul(seconds))),
+        _ => anyhow::bail!("--older-than {text}: give a number and s, m, h or d (24h, 30m, 0s)"),
+    }
+}
+
+/// The command line's density ingest options.
+pub(crate) struct DensityOptions {
+    pub(crate) resolution: u8,
+    pub(crate) k: u32,
+    pub(crate) on_stored: OnStored,
+    pub(crate) spill_entries: usize,
+}
+
 pub(crate) async fn ingest_density(
     store: &Store,
     paths: &[PathBuf],
-    resolution: u8,
-    k: u32,
-    on_stored: OnStored,
+    options: DensityOptions,
 ) -> Result<stroom_store::DensityReport> {
+    let DensityOptions { resolution, k, on_stored, spill_entries } = options;
     let resolution = Resolution::new(i64::from(resolution))?;
-    let ingest = DensityIngest { on_stored, ..DensityIngest::new(resolution, k)? };
+    let ingest = DensityIngest { on_stored, spill_entries, ..DensityIngest::new(resolution, k)? };
     let total: u64 = paths.iter().map(|p| walk_size(p)).sum();
     let bar = ProgressBar::new(total).with_style(
         ProgressStyle::with_template("{spinner} ingest {bytes}/{total_bytes} {wide_bar} {eta}")
@@ -271,6 +330,13 @@ pub(crate) async fn ingest_density(
     );
     if on_stored == OnStored::Replace {
         println!("density: {} stored cell-hours of the {} hours delivered replaced", report.replaced, report.hours);
+        if report.held > 0 {
+            println!(
+                "density: {} stored cell-hours held as they were: the correction moved them by less than k={k}, \
+                 which the versions before and after would reveal",
+                report.held
+            );
+        }
     }
     println!("density: table version {}", version_change(report.version_before, report.version));
     Ok(report)

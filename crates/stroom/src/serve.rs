@@ -60,6 +60,12 @@ pub(crate) struct ServeArgs {
     /// checks it at once.
     #[arg(long, default_value_t = 1000)]
     pub(crate) key_check_interval_ms: u64,
+    /// Keep the forecasts current: `auto` checks every 10 s whether the
+    /// data (density, arrivals) changed since the served run and, if so,
+    /// makes a new run as a refresh job; an interval (30s, 5m, 1h) sets how
+    /// often; `off` leaves refreshes to an admin.
+    #[arg(long, default_value = "off")]
+    pub(crate) refresh: String,
     /// A local folder for uploads before they are ingested; the system's
     /// temporary folder when omitted.
     #[arg(long)]
@@ -206,6 +212,7 @@ pub(crate) async fn serve(args: &ServeArgs, announce: impl FnOnce(SocketAddr)) -
         keys,
         keys_file: Some(args.keys.clone()),
         key_check_interval: std::time::Duration::from_millis(args.key_check_interval_ms),
+        refresh_every: stroom_api::parse_refresh(&args.refresh).map_err(|e| anyhow::anyhow!("--refresh: {e}"))?,
         audit_log: Some(args.audit.clone()),
         jobs_journal: Some(args.jobs.clone()),
         request_timeout: std::time::Duration::from_millis(args.request_timeout_ms),
