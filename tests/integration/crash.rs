@@ -130,7 +130,9 @@ fn an_ingest_killed_at_random_moments_leaves_readable_tables_and_the_rerun_count
         let query = ["query", "--store", store_arg, "--format", "csv", "SELECT COUNT(*), SUM(count) FROM density"];
         let partial = stroom(&query);
         assert!(partial.status.success(), "{}", String::from_utf8_lossy(&partial.stderr));
-        if String::from_utf8_lossy(&partial.stdout) == String::from_utf8_lossy(&stroom(&query_of(&reference, &query)).stdout) {
+        if String::from_utf8_lossy(&partial.stdout)
+            == String::from_utf8_lossy(&stroom(&query_of(&reference, &query)).stdout)
+        {
             committed_before_kill += 1;
         }
         // The same ingest again completes, and counts everything once.
