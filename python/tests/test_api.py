@@ -376,3 +376,39 @@ def test_uploads_land_as_the_same_rows_as_a_local_ingest(small, tmp_path):
             uploads.upload("density", days[0], station="dover")
     query = "SELECT cell, ts, count FROM density ORDER BY cell, ts"
     assert served.sql(query).equals(local.sql(query))
+
+
+def test_a_correction_replaces_its_hours_alike_locally_and_over_http(small, tmp_path):
+    """A corrected delivery of one hour, by ingest_density(replace=True) and
+    by an upload with replace=True: the same rows, the same counts replaced
+    and held (a change below k is held)."""
+    day = sorted((small.sim / "density").glob("density-2023-02-01.parquet"))
+    assert len(day) == 1
+    served, local = (stroom.Store.create(tmp_path / name) for name in ("served", "local"))
+    stroom.ingest_density(local, day)
+    keys = tmp_path / "keys.toml"
+    ingest = stroom.create_key(keys, "ingest")
+    first = local.sql("SELECT cell, ts, count FROM density WHERE ts = (SELECT MIN(ts) FROM density) ORDER BY cell")
+    rows = first.to_pylist()
+    assert len(rows) >= 4
+    lines = ["ts,cell,count"]
+    for i, row in enumerate(rows):
+        lines.append(f"{row['ts'].isoformat()},{row['cell']},{row['count'] + (3 if i % 2 else 20)}")
+    fix = tmp_path / "fix.csv"
+    fix.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ValueError):
+        stroom.ingest_density(local, fix, replace=True, add_to_stored=True)
+    report = stroom.ingest_density(local, fix, replace=True)
+    assert (report["held"], report["replaced"]) == (len(rows) // 2, len(rows) - len(rows) // 2)
+    with stroom.Server(tmp_path / "served", keys, audit=tmp_path / "audit.jsonl") as server:
+        uploads = stroom.Client(server.url, ingest)
+        uploads.upload("density", day[0])
+        with pytest.raises(ValueError):
+            uploads.upload("density", fix, replace=True, add_to_stored=True)
+        with pytest.raises(stroom.ApiError) as caught:
+            uploads.upload("density", fix)
+        assert caught.value.status == 422 and "stored already" in str(caught.value)
+        answer = uploads.upload("density", fix, replace=True)
+        assert (answer["replaced_cell_hours"], answer["held_cell_hours"]) == (report["replaced"], report["held"])
+    query = "SELECT cell, ts, count FROM density ORDER BY cell, ts"
+    assert served.sql(query).equals(local.sql(query))

@@ -11,6 +11,7 @@ mod cli;
 mod cluster;
 mod crash;
 mod forecast;
+mod fuzz;
 mod h3_reference;
 mod ingest;
 mod maps;

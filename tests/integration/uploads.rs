@@ -350,3 +350,88 @@ fn uploads_ingest_like_the_command_line_and_refuse_bad_files_naming_line_column_
     assert_eq!(refused["upload"]["sha256"], sha256(bad.as_bytes()));
     assert!(uploads.iter().filter(|l| l["status"] == 200).all(|l| l["upload"]["outcome"] == "already_ingested"));
 }
+
+/// The upload folders (`stroom-upload-*`) under `dir`.
+fn upload_folders(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with("stroom-upload-"))
+        .collect()
+}
+
+#[test]
+fn a_server_killed_during_an_upload_leaves_the_tables_and_its_folder_goes_at_the_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let routes = repo_root().join("data/routes");
+    let store = d.join("store");
+    let day = d.join("day-1.csv");
+    std::fs::write(&day, density_csv(1, 1)).unwrap();
+    let out = stroom(&["ingest", "density", "--store", &store.to_string_lossy(), &day.to_string_lossy()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let tables =
+        || String::from_utf8_lossy(&stroom(&["tables", "--store", &store.to_string_lossy()]).stdout).into_owned();
+    let before = tables();
+    let keys = d.join("keys.toml");
+    let ingest = create_key(&keys, "ingest", None);
+    let (audit, uploads) = (d.join("audit.jsonl"), d.join("uploads"));
+    std::fs::create_dir_all(&uploads).unwrap();
+    let upload_dir = uploads.to_string_lossy().into_owned();
+    let server = crate::api::Server::start_with(&store, &routes, &keys, &audit, &["--upload-dir", &upload_dir]);
+    // Half of a 4 MiB body is sent; the server is killed while it reads.
+    let address = server.base.trim_start_matches("http://").to_owned();
+    let mut connection = std::net::TcpStream::connect(&address).unwrap();
+    let body = format!("ts,lat,lon,count\n{}", "2024-05-02T00:00:00Z,50.95,1.85,1\n".repeat(125_000));
+    assert!(body.len() > 4 << 20);
+    write!(
+        connection,
+        "POST /v1/ingest/density?name=late.csv HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {ingest}\r\n\
+         Content-Type: text/csv\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    connection.write_all(&body.as_bytes()[..2 << 20]).unwrap();
+    connection.flush().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while upload_folders(&uploads).is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no upload folder appeared");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    server.kill();
+    drop(connection);
+    assert_eq!(upload_folders(&uploads).len(), 1, "the killed upload's folder is left");
+    assert_eq!(tables(), before, "nothing of the upload reached the store");
+    // A server started within the upload timeout leaves the folder (it may
+    // be another server's upload); once it is older, the next start removes it.
+    let server = crate::api::Server::start_with(&store, &routes, &keys, &audit, &["--upload-dir", &upload_dir]);
+    assert!(server.stop());
+    assert_eq!(upload_folders(&uploads).len(), 1);
+    std::thread::sleep(Duration::from_millis(1500));
+    let server = crate::api::Server::start_with(
+        &store,
+        &routes,
+        &keys,
+        &audit,
+        &["--upload-dir", &upload_dir, "--upload-timeout-s", "1"],
+    );
+    // (It goes while the server starts, as it begins to serve.)
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !upload_folders(&uploads).is_empty() {
+        assert!(std::time::Instant::now() < deadline, "{:?} is left", upload_folders(&uploads));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The same delivery then lands whole.
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let reply = agent
+        .post(format!("{}/v1/ingest/density?name=late.csv", server.base))
+        .header("Authorization", format!("Bearer {ingest}"))
+        .header("Content-Type", "text/csv")
+        .send(body.as_bytes())
+        .unwrap();
+    assert_eq!(reply.status().as_u16(), 201);
+    assert!(server.stop());
+    for (number, line) in std::fs::read_to_string(&audit).unwrap().lines().enumerate() {
+        serde_json::from_str::<Value>(line).unwrap_or_else(|e| panic!("audit line {}: {e}: {line}", number + 1));
+    }
+}

@@ -197,6 +197,11 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ApiError> {
     let poll_interval = config.poll_interval;
+    let uploads = config.upload_dir.clone().unwrap_or_else(std::env::temp_dir);
+    let stale = crate::upload::remove_stale(&uploads, config.upload_timeout);
+    if stale > 0 {
+        tracing::info!(folders = stale, under = %uploads.display(), "Removed upload folders left by a stopped server.");
+    }
     let state = state(backend, config).await?;
     let poller = {
         let state = state.clone();

@@ -207,9 +207,17 @@ impl Keys {
     /// file that is gone or invalid is an error, and the keys in force stay.
     pub(crate) fn check(&self) -> Result<Option<usize>, ApiError> {
         let Some(path) = &self.file else { return Ok(None) };
-        let bytes = std::fs::read(path).map_err(|e| {
-            ApiError::Config(format!("reading {}: {e}; the keys loaded before stay in force", path.display()))
-        })?;
+        let bytes = match std::fs::read(path) {
+            Ok(bytes) => bytes,
+            // No key file and no key: as at start, nothing to read.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && self.current().keys.is_empty() => return Ok(None),
+            Err(e) => {
+                return Err(ApiError::Config(format!(
+                    "reading {}: {e}; the keys loaded before stay in force",
+                    path.display()
+                )));
+            }
+        };
         let digest: [u8; 32] = sha2::Sha256::digest(&bytes).into();
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
         if *seen == Some(digest) {

@@ -169,6 +169,31 @@ pub(crate) async fn discard(body: Body) {
     drain(&mut body.into_data_stream()).await;
 }
 
+/// Removes the upload folders (`stroom-upload-*`) under `parent` older than
+/// `older_than`: what a server killed during an upload left. An upload
+/// lasts at most the upload timeout, so an older folder is no one's.
+/// Returns how many were removed.
+pub(crate) fn remove_stale(parent: &std::path::Path, older_than: std::time::Duration) -> usize {
+    let Ok(entries) = std::fs::read_dir(parent) else { return 0 };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if !name.to_string_lossy().starts_with("stroom-upload-") {
+            continue;
+        }
+        let age = entry.metadata().and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok());
+        if age.is_some_and(|age| age > older_than) && entry.path().is_dir() {
+            match std::fs::remove_dir_all(entry.path()) {
+                Ok(()) => removed += 1,
+                Err(error) => {
+                    tracing::warn!(folder = %entry.path().display(), %error, "Could not remove a stale upload folder.")
+                }
+            }
+        }
+    }
+    removed
+}
+
 /// Streams the request body to a file under the upload limit. The limit
 /// counts the bytes after any `Content-Encoding` is undone, so that a
 /// small compressed body cannot fill the disk.

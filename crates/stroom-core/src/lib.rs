@@ -20,6 +20,8 @@
 
 mod cell;
 mod error;
+#[cfg(test)]
+mod fuzz;
 mod route;
 mod time;
 

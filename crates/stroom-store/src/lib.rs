@@ -38,6 +38,8 @@ mod arrivals;
 mod daily;
 mod density;
 mod error;
+#[cfg(test)]
+mod fuzz;
 mod input;
 mod location;
 mod overlap;

@@ -174,6 +174,7 @@ pub(crate) fn keys(command: &KeysCommand) -> Result<()> {
 
 /// Serves until Ctrl-C or SIGTERM.
 pub(crate) async fn serve(args: &ServeArgs, announce: impl FnOnce(SocketAddr)) -> Result<()> {
+    let shutdown = shutdown_signal();
     let routes = load_routes(args.routes.as_deref())?;
     args.store.open().await?;
     let keys = KeyFile::load(&args.keys)?;
@@ -224,29 +225,36 @@ pub(crate) async fn serve(args: &ServeArgs, announce: impl FnOnce(SocketAddr)) -
     };
     println!("listening on http://{local}");
     announce(local);
-    stroom_api::serve(listener, backend, config, shutdown_signal()).await?;
+    stroom_api::serve(listener, backend, config, shutdown).await?;
     println!("stopped");
     Ok(())
 }
 
 /// Completes on Ctrl-C or SIGTERM (the server's, and the cluster processes').
-pub(crate) async fn shutdown_signal() {
-    let interrupt = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+pub(crate) fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
+    // The handlers are installed now, not when the future is first polled,
+    // so that a signal that comes while the server starts stops it cleanly.
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
+    {
+        use tokio::signal::unix::{Signal, SignalKind, signal};
+        let (terminate, interrupt) = (signal(SignalKind::terminate()).ok(), signal(SignalKind::interrupt()).ok());
+        async move {
+            async fn wait(signal: Option<Signal>) {
+                match signal {
+                    Some(mut signal) => {
+                        signal.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
             }
-            Err(_) => std::future::pending::<()>().await,
+            tokio::select! {
+                () = wait(terminate) => {},
+                () = wait(interrupt) => {},
+            }
         }
-    };
+    }
     #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => {},
-        () = terminate => {},
+    async {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
