@@ -385,6 +385,9 @@ def test_a_correction_replaces_its_hours_alike_locally_and_over_http(small, tmp_
     day = sorted((small.sim / "density").glob("density-2023-02-01.parquet"))
     assert len(day) == 1
     served, local = (stroom.Store.create(tmp_path / name) for name in ("served", "local"))
+    seed = tmp_path / "seed.csv"
+    seed.write_text("date,station,count\n2023-01-31,dover,12\n")
+    stroom.ingest_arrivals(served, seed)
     stroom.ingest_density(local, day)
     keys = tmp_path / "keys.toml"
     ingest = stroom.create_key(keys, "ingest")

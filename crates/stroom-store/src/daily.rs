@@ -32,6 +32,7 @@ use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use futures::TryStreamExt;
 use serde_json::{Value, json};
 
+use crate::input::Observation;
 use crate::overlap::file_day;
 use crate::store::{COMMIT_METADATA_KEY, commit_metadata, remove_uncommitted, sorted_writer_properties};
 use crate::{Store, StoreError, TableName};
@@ -308,17 +309,18 @@ fn day_range(stats: &str) -> Option<(i32, i32)> {
     Some((day("minValues")?, day("maxValues")?))
 }
 
+/// The bytes of one file of `table` (`file`: its path in the table's
+/// object store).
+async fn file_bytes(table: &DeltaTable, file: &str) -> Result<bytes::Bytes, StoreError> {
+    let problem = |problem: String| StoreError::Parquet { path: file.into(), problem };
+    let found = table.object_store().get(&deltalake::Path::from(file)).await.map_err(|e| problem(e.to_string()))?;
+    found.bytes().await.map_err(|e| problem(e.to_string()))
+}
+
 /// Every row of one rollup file.
 async fn read_rollup_file(table: &DeltaTable, file: &str) -> Result<Vec<DailyRow>, StoreError> {
     let problem = |problem: String| StoreError::Parquet { path: file.into(), problem };
-    let bytes = table
-        .object_store()
-        .get(&deltalake::Path::from(file))
-        .await
-        .map_err(|e| problem(e.to_string()))?
-        .bytes()
-        .await
-        .map_err(|e| problem(e.to_string()))?;
+    let bytes = file_bytes(table, file).await?;
     let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
         .and_then(|b| b.with_batch_size(65_536).build())
         .map_err(|e| problem(e.to_string()))?;
@@ -358,14 +360,7 @@ pub(crate) async fn density_file_columns(
     columns: &[&str],
 ) -> Result<ParquetRecordBatchReader, StoreError> {
     let problem = |problem: String| StoreError::Parquet { path: file.into(), problem };
-    let bytes = density
-        .object_store()
-        .get(&deltalake::Path::from(file))
-        .await
-        .map_err(|e| problem(e.to_string()))?
-        .bytes()
-        .await
-        .map_err(|e| problem(e.to_string()))?;
+    let bytes = file_bytes(density, file).await?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| problem(e.to_string()))?;
     let indices: Vec<usize> = columns
         .iter()
@@ -375,11 +370,21 @@ pub(crate) async fn density_file_columns(
     builder.with_projection(mask).with_batch_size(65_536).build().map_err(|e| problem(e.to_string()))
 }
 
-/// Adds the rows of one density file to the rollup.
+/// Adds the rows of one density file to the rollup. Density files are
+/// sorted by (cell, ts) within their day, so the rollup sums each (cell,
+/// day) in place; it sorts and merges any rest when it writes.
 async fn roll_up_file(density: &DeltaTable, file: &str, rollup: &mut DailyRollup) -> Result<(), StoreError> {
+    density_rows(density, file, &mut |o| rollup.add(o.cell, o.day, u64::from(o.count), 1)).await
+}
+
+/// Passes every row of one stored density file to `each`.
+pub(crate) async fn density_rows(
+    table: &DeltaTable,
+    file: &str,
+    each: &mut (dyn FnMut(Observation) + Send),
+) -> Result<(), StoreError> {
     let problem = |problem: String| StoreError::Parquet { path: file.into(), problem };
-    let reader = density_file_columns(density, file, &["cell", "ts", "count"]).await?;
-    for batch in reader {
+    for batch in density_file_columns(table, file, &["cell", "ts", "count"]).await? {
         let batch = batch.map_err(|e| problem(e.to_string()))?;
         let index = |name: &str| batch.schema().index_of(name).map_err(|e| problem(e.to_string()));
         let cells = batch.column(index("cell")?).as_primitive::<Int64Type>();
@@ -388,12 +393,9 @@ async fn roll_up_file(density: &DeltaTable, file: &str, rollup: &mut DailyRollup
         if cells.null_count() + ts.null_count() + counts.null_count() > 0 {
             return Err(problem("a null in a density file".into()));
         }
-        // Density files are sorted by (cell, ts) within their day, so the
-        // rollup sums each (cell, day) in place; it sorts and merges any rest
-        // when it writes.
         for i in 0..batch.num_rows() {
-            let day = stroom_core::day_of_micros(ts.value(i));
-            rollup.add(cells.value(i) as u64, day, counts.value(i).max(0) as u64, 1);
+            let count = u64::try_from(counts.value(i)).unwrap_or(0);
+            each(Observation::new(cells.value(i) as u64, ts.value(i), count));
         }
     }
     Ok(())

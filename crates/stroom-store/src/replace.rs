@@ -15,8 +15,6 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use datafusion::arrow::array::{Array, AsArray};
-use datafusion::arrow::datatypes::{Int32Type, Int64Type, TimestampMicrosecondType};
 use deltalake::DeltaTable;
 use deltalake::kernel::{Action, Add, Remove};
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
@@ -125,7 +123,7 @@ pub(crate) async fn stored_counts(
 ) -> Result<HashMap<(u64, i64), u64>, StoreError> {
     let mut counts: HashMap<(u64, i64), u64> = HashMap::new();
     for (path, _) in covered_files(table, covered)? {
-        read_rows(table, &path, &mut |o| {
+        crate::daily::density_rows(table, &path, &mut |o| {
             if covered.covers(o.hour) {
                 *counts.entry((o.cell, o.hour)).or_default() += u64::from(o.count);
             }
@@ -150,7 +148,7 @@ pub(crate) async fn take_out(
         for (path, remove) in files {
             let mut kept = Vec::new();
             let mut taken = 0u64;
-            read_rows(table, &path, &mut |o| {
+            crate::daily::density_rows(table, &path, &mut |o| {
                 if covered.covers(o.hour) && !held.contains(&(o.cell, o.hour)) {
                     taken += 1;
                 } else {
@@ -204,30 +202,6 @@ fn covered_files(table: &DeltaTable, covered: &CoveredHours) -> Result<Vec<(Stri
         .filter(|(path, _)| file_day(path).is_some_and(|day| covered.covers_day(day)))
         .map(|(path, view)| (path, view.remove_action(true)))
         .collect())
-}
-
-/// Passes every row of one stored density file to `each`.
-async fn read_rows(
-    table: &DeltaTable,
-    file: &str,
-    each: &mut (dyn FnMut(Observation) + Send),
-) -> Result<(), StoreError> {
-    let problem = |problem: String| StoreError::Parquet { path: file.into(), problem };
-    for batch in crate::daily::density_file_columns(table, file, &["cell", "ts", "count"]).await? {
-        let batch = batch.map_err(|e| problem(e.to_string()))?;
-        let index = |name: &str| batch.schema().index_of(name).map_err(|e| problem(e.to_string()));
-        let cells = batch.column(index("cell")?).as_primitive::<Int64Type>();
-        let ts = batch.column(index("ts")?).as_primitive::<TimestampMicrosecondType>();
-        let counts = batch.column(index("count")?).as_primitive::<Int32Type>();
-        if cells.null_count() + ts.null_count() + counts.null_count() > 0 {
-            return Err(problem("a null in a density file".into()));
-        }
-        for i in 0..batch.num_rows() {
-            let count = u64::try_from(counts.value(i)).unwrap_or(0);
-            each(Observation::new(cells.value(i) as u64, ts.value(i), count));
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
