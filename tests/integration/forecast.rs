@@ -149,6 +149,13 @@ fn uk_backtest_beats_seasonal_naive_with_calibrated_intervals() {
     );
     assert!((auto["coverage80"] - 0.80).abs() <= 0.05, "coverage80 {}", auto["coverage80"]);
     assert!((auto["coverage95"] - 0.95).abs() <= 0.05, "coverage95 {}", auto["coverage95"]);
+    // Coverage alone passes an interval that is merely wide (a 95% interval
+    // holding every day scores 1.0): it must miss now and then, and its
+    // interval score (width plus misses) must beat the seasonal naive's.
+    assert!(auto["coverage95"] < 0.99, "coverage95 {}: too wide to miss", auto["coverage95"]);
+    for level in ["interval_score80", "interval_score95"] {
+        assert!(auto[level] < seasonal[level], "{level}: auto {} vs seasonal naive {}", auto[level], seasonal[level]);
+    }
     // Per-horizon rows for every model.
     assert!(metrics.contains_key(&("auto".to_owned(), "14".to_owned())));
 

@@ -203,6 +203,20 @@ fn arrivals_layouts_and_revisions() {
     // Time travel: the first version still holds the unrevised figure.
     let old = rt.block_on(store.table_at(TableName::Arrivals, first.version)).unwrap().unwrap();
     assert_eq!(old.version(), first.version);
+    let figure = |as_of: Option<u64>| {
+        let store_arg = dir.path().join("store").to_string_lossy().into_owned();
+        let version = as_of.map(|v| v.to_string());
+        let mut args = vec!["query", "--store", store_arg.as_str(), "--format", "csv"];
+        if let Some(version) = &version {
+            args.extend(["--as-of", version.as_str()]);
+        }
+        args.push("SELECT count FROM arrivals WHERE station = 'ter-apel' AND date = DATE '2024-01-02'");
+        let out = stroom(&args);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(figure(first.version), "count\n0\n", "the figure as first delivered");
+    assert_eq!(figure(None), "count\n7\n", "the revised figure");
 }
 
 #[test]

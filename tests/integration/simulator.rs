@@ -238,7 +238,23 @@ fn the_channel_can_follow_the_real_uk_arrivals() {
         .filter(|l| l.contains(",dover,"))
         .map(|l| l.rsplit(',').next().unwrap().parse::<u64>().unwrap())
         .sum();
-    let expected: u64 = real.daily[..120].iter().map(|c| u64::from(c.unwrap_or(0))).sum();
+    // The expected total straight from the file (not from the parser under
+    // test): `migrants_arrived` of the 120 days from 2024-05-01, empty as 0.
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let header = reader.headers().unwrap().clone();
+    let column = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let (date, count) = (column("full_date"), column("migrants_arrived"));
+    let mut expected = 0u64;
+    let mut days = 0;
+    for record in reader.records() {
+        let record = record.unwrap();
+        if ("2024-05-01".."2024-08-29").contains(&&record[date]) {
+            days += 1;
+            expected += if record[count].is_empty() { 0 } else { record[count].parse::<u64>().unwrap() };
+        }
+    }
+    assert_eq!(days, 120, "120 days from 2024-05-01 to 2024-08-28");
+    assert_eq!(real.daily[..120].iter().map(|c| u64::from(c.unwrap_or(0))).sum::<u64>(), expected);
     assert_eq!(dover, expected);
     assert_eq!(report.totals["channel"].arrived, expected);
     assert!(expected > 5_000, "May-August 2024 saw thousands of crossings: {expected}");
