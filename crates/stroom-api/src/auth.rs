@@ -131,23 +131,18 @@ fn parse_time(text: &str) -> Option<chrono::DateTime<chrono::Utc>> {
 /// `2w`) or a time (RFC 3339, or a date `YYYY-MM-DD`, its midnight UTC).
 pub fn expiry(text: &str, now: chrono::DateTime<chrono::Utc>) -> Result<chrono::DateTime<chrono::Utc>, String> {
     let bad =
-        || format!("'{text}' is not an expiry: give a duration (90d, 12h, 30m, 2w) or a time (RFC 3339 or YYYY-MM-DD)");
+        || format!("'{text}' is not an expiry: give a span (90d, 12h, 30m, 2w) or a time (RFC 3339 or YYYY-MM-DD)");
     let at = if let Some(time) = parse_time(text) {
         time
     } else if let Ok(date) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
         date.and_time(chrono::NaiveTime::MIN).and_utc()
     } else {
-        let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
-        let (number, unit) = text.split_at(split);
-        let number: i64 = number.parse().map_err(|_| bad())?;
-        let span = match unit {
-            "m" => chrono::Duration::try_minutes(number),
-            "h" => chrono::Duration::try_hours(number),
-            "d" => chrono::Duration::try_days(number),
-            "w" => chrono::Duration::try_weeks(number),
-            _ => None,
-        };
-        span.filter(|s| *s > chrono::Duration::zero()).and_then(|s| now.checked_add_signed(s)).ok_or_else(bad)?
+        let span = stroom_core::parse_duration(text).map_err(|_| bad())?;
+        chrono::Duration::from_std(span)
+            .ok()
+            .filter(|s| *s > chrono::Duration::zero())
+            .and_then(|s| now.checked_add_signed(s))
+            .ok_or_else(bad)?
     };
     if at <= now {
         return Err(format!("the expiry '{text}' is not in the future"));

@@ -16,11 +16,8 @@ use std::time::Duration;
 
 use crate::ApiError;
 use crate::dto::{JobStatus, RefreshJob, RefreshStatus, RefreshTrigger};
+use crate::handlers::now;
 use crate::state::{AppState, admit_job};
-
-fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
 
 /// What the server knows of its refreshes, for `/readyz` and `/metrics`.
 #[derive(Debug, Default)]
@@ -198,7 +195,7 @@ pub(crate) async fn refresh_automatically(state: Arc<AppState>, every: Duration)
 }
 
 /// Parses `--refresh`: `off`, `auto` (a check every 10 s) or the check
-/// interval (`30s`, `5m`, `1h`, `500ms`).
+/// interval (`30s`, `5m`, `1h`, `500ms`; see [`stroom_core::parse_duration`]).
 pub fn parse_refresh(text: &str) -> Result<Option<Duration>, String> {
     let bad = || format!("'{text}' is not a refresh setting: use off, auto, or an interval such as 30s, 5m, 1h");
     match text {
@@ -206,18 +203,8 @@ pub fn parse_refresh(text: &str) -> Result<Option<Duration>, String> {
         "auto" => return Ok(Some(Duration::from_secs(10))),
         _ => {}
     }
-    let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
-    let (number, unit) = text.split_at(split);
-    let number: u64 = number.parse().map_err(|_| bad())?;
-    let millis = match unit {
-        "ms" => Some(number),
-        "s" => number.checked_mul(1000),
-        "m" => number.checked_mul(60_000),
-        "h" => number.checked_mul(3_600_000),
-        _ => None,
-    };
-    match millis {
-        Some(ms) if ms > 0 => Ok(Some(Duration::from_millis(ms))),
+    match stroom_core::parse_duration(text) {
+        Ok(every) if !every.is_zero() => Ok(Some(every)),
         _ => Err(bad()),
     }
 }
@@ -233,7 +220,7 @@ mod tests {
         assert_eq!(parse_refresh("90s"), Ok(Some(Duration::from_secs(90))));
         assert_eq!(parse_refresh("5m"), Ok(Some(Duration::from_secs(300))));
         assert_eq!(parse_refresh("250ms"), Ok(Some(Duration::from_millis(250))));
-        for bad in ["", "0s", "5", "s", "5d", "-1s", "on"] {
+        for bad in ["", "0s", "5", "s", "5y", "-1s", "on"] {
             assert!(parse_refresh(bad).is_err(), "{bad}");
         }
         let versions = |d: u64, a: u64| BTreeMap::from([("density".to_owned(), d), ("arrivals".to_owned(), a)]);

@@ -32,6 +32,6 @@ pub use route::{
     StationRole,
 };
 pub use time::{
-    DAY_MICROS, HOUR_MICROS, date_to_days, day_of_micros, days_to_date, hour_floor_micros, parse_date,
+    DAY_MICROS, HOUR_MICROS, date_to_days, day_of_micros, days_to_date, hour_floor_micros, parse_date, parse_duration,
     parse_timestamp_micros,
 };

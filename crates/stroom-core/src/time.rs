@@ -64,12 +64,36 @@ pub fn parse_timestamp_micros(text: &str) -> Result<i64, CoreError> {
     Err(invalid())
 }
 
+/// Parses a span: a whole number and a unit, `ms`, `s`, `m`, `h`, `d` or
+/// `w` (`500ms`, `30s`, `90d`). Zero is allowed; the caller decides.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let bad = || format!("'{text}' is not a span: give a whole number and ms, s, m, h, d or w (30s, 5m, 24h, 90d)");
+    let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().map_err(|_| bad())?;
+    let millis = match unit {
+        "ms" => Some(1),
+        "s" => Some(1_000),
+        "m" => Some(60_000),
+        "h" => Some(3_600_000),
+        "d" => Some(86_400_000),
+        "w" => Some(604_800_000),
+        _ => None,
+    };
+    millis.and_then(|unit| number.checked_mul(unit)).map(std::time::Duration::from_millis).ok_or_else(bad)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn buckets() {
+        assert_eq!(parse_duration("90d"), Ok(std::time::Duration::from_secs(90 * 86_400)));
+        assert_eq!(parse_duration("0s"), Ok(std::time::Duration::ZERO));
+        for bad in ["", "5", "s", "-1s", "3y", "1.5h"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
         let micros = parse_timestamp_micros("2024-03-05T13:47:12Z").unwrap();
         let hour = hour_floor_micros(micros);
         assert_eq!(hour, parse_timestamp_micros("2024-03-05 13:00:00").unwrap());

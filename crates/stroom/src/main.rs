@@ -236,7 +236,7 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Vacuum { store, older_than, dry_run } => {
             let store = store.open().await?;
-            let guard = parse_age(&older_than)?;
+            let guard = stroom_core::parse_duration(&older_than).map_err(|e| anyhow::anyhow!("--older-than: {e}"))?;
             let report = store.vacuum(guard, dry_run).await?;
             let verb = if report.removed { "removed" } else { "would remove" };
             for (table, files, bytes) in &report.tables {
@@ -262,23 +262,6 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Serve(args) => serve::serve(&args, |_| {}).await,
         Command::Keys { what } => serve::keys(&what),
         Command::Openapi => Ok(output::stdout().write_all(stroom_api::openapi_json().as_bytes())?),
-    }
-}
-
-/// An age: a number and a unit, `s`, `m`, `h` or `d` (`24h`, `0s`).
-fn parse_age(text: &str) -> Result<std::time::Duration> {
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let seconds = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => 0,
-    };
-    match number.parse::<u64>() {
-        Ok(n) if seconds > 0 => Ok(std::time::Duration::from_secs(n.saturating_mul(seconds))),
-        _ => anyhow::bail!("--older-than {text}: give a number and s, m, h or d (24h, 30m, 0s)"),
     }
 }
 
